@@ -1,0 +1,232 @@
+"""A LightningDataModule over tables with a column -> encoder mapping."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from polymodal.data.tables import check_columns, read_table
+from polymodal.modality import Processor
+
+__all__ = ["Collator", "RowsDataset", "TableDataModule"]
+
+log = logging.getLogger(__name__)
+
+
+class RowsDataset(Dataset):
+    """Rows of input values (one list per input column) and optional float targets."""
+
+    def __init__(self, columns: list[list[Any]], target: list[float] | None) -> None:
+        self.columns = columns
+        self.target = target
+
+    def __len__(self) -> int:
+        return len(self.columns[0]) if self.columns else 0
+
+    def __getitem__(self, i: int) -> tuple[list[Any], float | None]:
+        return [c[i] for c in self.columns], (None if self.target is None else self.target[i])
+
+
+class Collator:
+    """Picklable collate function: runs each column's processor on the batch."""
+
+    def __init__(self, processors: Sequence[Processor]) -> None:
+        self.processors = list(processors)
+
+    def __call__(self, rows: list[tuple[list[Any], float | None]]) -> dict[str, Any]:
+        inputs = [proc([r[0][j] for r in rows]) for j, proc in enumerate(self.processors)]
+        target = None
+        if rows and rows[0][1] is not None:
+            target = torch.tensor([r[1] for r in rows], dtype=torch.float32)
+        return {"inputs": inputs, "target": target}
+
+
+class TableDataModule(pl.LightningDataModule):
+    """Train/val/test/predict tables read with pandas, columns routed to the model's encoders.
+
+    The model decides preprocessing: at ``setup`` the data module asks the attached
+    LightningModule for one :class:`~polymodal.modality.Processor` per input column
+    (``processors_for(columns)``), so tokenisation/rendering runs in DataLoader workers.
+
+    Args:
+        train: training table (path or ``package://...``); optional for validate/test/predict.
+        val: validation table.
+        test: test table.
+        predict: table to embed with ``polymodal predict``.
+        inputs: input column names in the order the loss expects them.
+        target: label/score column, if any.
+        layout: named layout for header-less files (``"stsb"``); detected from well-known names.
+        read_options: extra ``pandas.read_*`` arguments.
+        batch_size: training batch size (per device).
+        eval_batch_size: batch size for val/test/predict (default: ``batch_size``).
+        num_workers: DataLoader workers.
+        skip_bad_rows: drop rows with missing/invalid values and report the count, instead of
+            raising (the default) with the file, row and column of the first bad value.
+        max_rows: keep only the first N rows of each table (quick runs).
+        drop_last: drop the last incomplete training batch (in-batch-negative losses like it).
+    """
+
+    def __init__(
+        self,
+        train: str | None = None,
+        val: str | None = None,
+        test: str | None = None,
+        predict: str | None = None,
+        inputs: list[str] | None = None,
+        target: str | None = None,
+        layout: str | None = None,
+        read_options: dict[str, Any] | None = None,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        skip_bad_rows: bool = False,
+        max_rows: int | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        super().__init__()
+        if not inputs:
+            raise ValueError("TableDataModule needs inputs: the list of input column names")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.paths = {"train": train, "val": val, "test": test, "predict": predict}
+        self.inputs = list(inputs)
+        self.target = target
+        self.layout = layout
+        self.read_options = dict(read_options or {})
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.skip_bad_rows = skip_bad_rows
+        self.max_rows = max_rows
+        self.drop_last = drop_last
+        self.datasets: dict[str, RowsDataset] = {}
+        self.skipped: dict[str, int] = {}
+        self._processors: list[Processor] | None = None
+
+    # --------------------------------------------------------------- loading
+    def set_processors(self, processors: Sequence[Processor]) -> None:
+        """Use these processors (one per input column) instead of asking the model."""
+        if len(processors) != len(self.inputs):
+            raise ValueError(f"need {len(self.inputs)} processors (one per input column), got {len(processors)}")
+        self._processors = list(processors)
+
+    def processors(self) -> list[Processor]:
+        if self._processors is None:
+            model = self.trainer.lightning_module if self.trainer is not None else None
+            if model is None or not hasattr(model, "processors_for"):
+                raise RuntimeError(
+                    "TableDataModule needs processors: attach it to a polymodal system or call set_processors"
+                )
+            self._processors = list(model.processors_for(self.inputs))
+        return self._processors
+
+    def load_split(self, split: str) -> RowsDataset:
+        """Read and validate one split (cached)."""
+        if split in self.datasets:
+            return self.datasets[split]
+        path = self.paths[split]
+        if path is None:
+            raise ValueError(f"no {split} data: set data.{split} (a table path)")
+        df = read_table(path, layout=self.layout, **self.read_options)
+        wanted = self.inputs + ([self.target] if self.target and split != "predict" else [])
+        check_columns(df, wanted, path)
+        if self.max_rows is not None:
+            df = df.iloc[: self.max_rows]
+        processors = self._processors
+        bad: list[tuple[int, str, str]] = []
+        columns: list[list[Any]] = []
+        for j, col in enumerate(self.inputs):
+            values = df[col].tolist()
+            for i, v in enumerate(values):
+                reason = _bad_value(v)
+                if reason is None and processors is not None:
+                    try:
+                        processors[j].validate(v)
+                    except ValueError as exc:
+                        reason = str(exc)
+                if reason:
+                    bad.append((i, col, reason))
+            columns.append(values)
+        target = None
+        if self.target and split != "predict":
+            raw = df[self.target].tolist()
+            target = []
+            for i, v in enumerate(raw):
+                try:
+                    f = float(v)
+                    if not math.isfinite(f):
+                        raise ValueError
+                except (TypeError, ValueError):
+                    bad.append((i, self.target, f"not a finite number: {v!r:.40}"))
+                    f = float("nan")
+                target.append(f)
+        if bad:
+            first = min(bad)
+            # Row numbers are 1-based data rows (header excluded), as a spreadsheet user counts them.
+            where = f"{path}: row {first[0] + 1}, column {first[1]!r}: {first[2]}"
+            if not self.skip_bad_rows:
+                raise ValueError(
+                    f"{where} ({len({b[0] for b in bad})} bad row(s); set data.skip_bad_rows=true to drop them)"
+                )
+            drop = {b[0] for b in bad}
+            keep = [i for i in range(len(df)) if i not in drop]
+            columns = [[c[i] for i in keep] for c in columns]
+            target = None if target is None else [target[i] for i in keep]
+            self.skipped[split] = len(drop)
+            log.warning("%s: skipped %d bad row(s) of %d (first: %s)", path, len(drop), len(df), where)
+        if not columns[0]:
+            raise ValueError(f"{path}: no rows to use")
+        ds = RowsDataset(columns, target)
+        self.datasets[split] = ds
+        return ds
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"], "predict": ["predict"]}
+        for split in wanted.get(stage or "fit", ["train", "val", "test"]):
+            if self.paths[split] is not None:
+                self.load_split(split)
+
+    # ----------------------------------------------------------- dataloaders
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        ds = self.load_split(split)
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            drop_last=train and self.drop_last,
+            num_workers=self.num_workers,
+            collate_fn=Collator(self.processors()),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader("val", False) if self.paths["val"] else []
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict", False)
+
+    def transfer_batch_to_device(self, batch: dict[str, Any], device: torch.device, dataloader_idx: int) -> Any:
+        return {
+            "inputs": [{k: v.to(device) for k, v in x.items()} for x in batch["inputs"]],
+            "target": None if batch["target"] is None else batch["target"].to(device),
+        }
+
+
+def _bad_value(v: Any) -> str | None:
+    if v is None:
+        return "missing value"
+    if isinstance(v, float) and math.isnan(v):
+        return "missing value"
+    return None

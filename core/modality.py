@@ -1,0 +1,111 @@
+"""The modality contract that every plugin implements.
+
+A :class:`Modality` names a kind of input and knows its encoders and pretrained short names.
+An :class:`Encoder` is a plain ``nn.Module`` that
+
+* owns a picklable :class:`Processor` (raw values -> padded model inputs, run in DataLoader
+  workers), and
+* maps those inputs to :class:`~polymodal.features.Features`.
+
+Encoders describe themselves with :meth:`Encoder.get_config` (JSON) and rebuild from it with
+:meth:`Encoder.from_config`, so a saved model carries its preprocessing with its weights.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from torch import Tensor, nn
+
+from polymodal.features import Features
+
+__all__ = ["Encoder", "Modality", "Processor", "encoder_class"]
+
+
+class Processor(abc.ABC):
+    """Turns a list of raw values into a batch of model inputs (padded tensors).
+
+    Must be picklable: DataLoader workers receive a copy.
+    """
+
+    @abc.abstractmethod
+    def __call__(self, values: Sequence[Any]) -> dict[str, Tensor]:
+        """Process and collate ``values`` into a dict of tensors with a leading batch dim."""
+
+    def validate(self, value: Any) -> None:  # noqa: B027 - optional hook
+        """Raise ``ValueError`` with a clear message if ``value`` cannot be processed.
+
+        Data modules call it per row so that a bad row is reported by file, row and column.
+        """
+
+
+class Encoder(nn.Module, abc.ABC):
+    """Base class of every modality encoder."""
+
+    #: Name of the modality this encoder belongs to (e.g. ``"text"``).
+    modality: ClassVar[str] = ""
+
+    @property
+    @abc.abstractmethod
+    def processor(self) -> Processor:
+        """The processor that prepares inputs for this encoder."""
+
+    @property
+    @abc.abstractmethod
+    def output_dim(self) -> int:
+        """Width ``D`` of ``Features.sequence``."""
+
+    @abc.abstractmethod
+    def forward(self, inputs: Mapping[str, Tensor]) -> Features:
+        """Encode a processed batch."""
+
+    @abc.abstractmethod
+    def get_config(self) -> dict[str, Any]:
+        """JSON-serialisable description that :meth:`from_config` rebuilds the architecture from."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, config: dict[str, Any], directory: Path) -> Encoder:
+        """Rebuild the encoder (architecture and processor, random weights) from a saved config.
+
+        Args:
+            config: what :meth:`get_config` returned.
+            directory: the folder :meth:`save_assets` wrote to.
+        """
+
+    def save_assets(self, directory: Path) -> None:  # noqa: B027 - optional hook
+        """Write files the processor needs (tokenizer, font metadata, ...) into ``directory``."""
+
+
+def encoder_class(path: str) -> type[Encoder]:
+    """Import an encoder class from ``"module:Class"`` or ``"module.Class"``."""
+    import importlib
+
+    module, _, name = path.replace(":", ".").rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    if not (isinstance(cls, type) and issubclass(cls, Encoder)):
+        raise TypeError(f"{path} is not a polymodal Encoder")
+    return cls
+
+
+@dataclass(frozen=True)
+class Modality:
+    """What a plugin registers.
+
+    Attributes:
+        name: short unique name, e.g. ``"text"``.
+        description: one line for ``polymodal plugins``.
+        encoders: encoder classes this modality provides (their short names resolve in YAML).
+        pretrained: short model names -> zero-argument factory returning a ready
+            :class:`polymodal.model.EmbeddingModel` (no network: weights come from installed
+            packages or local files).
+    """
+
+    name: str
+    description: str = ""
+    encoders: tuple[type[Encoder], ...] = ()
+    pretrained: Mapping[str, Callable[[], Any]] = field(default_factory=dict)

@@ -1,0 +1,230 @@
+"""Inference-ready embedding models: encoder + pooler (+ normalisation), saved without pickle.
+
+On disk a model is a folder::
+
+    polymodal.json       format version, modality, encoder class + config, pooler, normalize
+    model.safetensors    every weight
+    encoder/             the encoder's assets (tokenizer, model config, ...)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from polymodal.io import atomic_path, ensure_writable_dir, resolve_path
+from polymodal.modality import Encoder, encoder_class
+from polymodal.poolers import MeanPooler, Pooler, pooler_config, pooler_from_config
+
+__all__ = ["FORMAT_VERSION", "EmbeddingModel", "load"]
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "polymodal.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class EmbeddingModel(nn.Module):
+    """An encoder, a pooler and optional L2 normalisation, with a fast ``encode``.
+
+    Args:
+        encoder: any modality's encoder.
+        pooler: reduces :class:`~polymodal.features.Features` to ``(B, D)``; mean by default.
+        normalize: L2-normalise embeddings by default in :meth:`encode`.
+    """
+
+    def __init__(self, encoder: Encoder, pooler: Pooler | None = None, normalize: bool = False) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.pooler = pooler if pooler is not None else MeanPooler()
+        self.normalize = normalize
+
+    @property
+    def modality(self) -> str:
+        return self.encoder.modality
+
+    @property
+    def dim(self) -> int:
+        return self.encoder.output_dim
+
+    def forward(self, inputs: dict[str, Tensor]) -> Tensor:
+        return self.pooler(self.encoder(inputs))
+
+    # ------------------------------------------------------------------ encode
+    def _lengths(self, values: Sequence[Any]) -> list[int]:
+        sizer = getattr(self.encoder.processor, "lengths", None)
+        if sizer is not None:
+            return list(sizer(values))
+        return [len(v) if hasattr(v, "__len__") else 0 for v in values]
+
+    def encode(
+        self,
+        values: Sequence[Any],
+        batch_size: int = 64,
+        normalize: bool | None = None,
+        convert_to: Literal["numpy", "tensor"] = "numpy",
+        show_progress_bar: bool = False,
+        **_: Any,
+    ) -> np.ndarray | Tensor:
+        """Embed ``values`` (raw inputs of this model's modality) -> ``(N, D)``.
+
+        Items are sorted by length so batches carry little padding, then returned in input
+        order. Runs under ``torch.inference_mode``. Extra keyword arguments are accepted and
+        ignored so MTEB-style callers work.
+
+        Args:
+            values: raw values (e.g. strings for text).
+            batch_size: items per forward pass.
+            normalize: L2-normalise; defaults to the model's ``normalize``.
+            convert_to: ``"numpy"`` (float32 array) or ``"tensor"``.
+            show_progress_bar: show a tqdm bar (if tqdm is installed).
+        """
+        if isinstance(values, str):
+            raise TypeError("encode() takes a list of inputs; wrap a single string in a list")
+        values = list(values)
+        normalize = self.normalize if normalize is None else normalize
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        order = np.argsort([-n for n in self._lengths(values)], kind="stable")
+        device = next(self.parameters()).device
+        processor = self.encoder.processor
+        chunks: list[Tensor] = []
+        was_training = self.training
+        self.eval()
+        starts = range(0, len(values), batch_size)
+        if show_progress_bar:
+            try:
+                from tqdm.auto import tqdm
+
+                starts = tqdm(starts, desc="encode", unit="batch")
+            except ImportError:  # pragma: no cover
+                pass
+        try:
+            with torch.inference_mode():
+                for start in starts:
+                    batch = [values[i] for i in order[start : start + batch_size]]
+                    inputs = {k: v.to(device) for k, v in processor(batch).items()}
+                    emb = self(inputs).float()
+                    if normalize:
+                        emb = F.normalize(emb, dim=-1)
+                    chunks.append(emb.cpu())
+        finally:
+            self.train(was_training)
+        if not chunks:
+            out = torch.empty(0, self.dim)
+        else:
+            stacked = torch.cat(chunks)
+            out = torch.empty_like(stacked)
+            out[torch.as_tensor(order)] = stacked
+        return out.numpy() if convert_to == "numpy" else out
+
+    # ------------------------------------------------------------- save / load
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model folder (atomically per file); returns its path."""
+        from safetensors.torch import save_file
+
+        directory = ensure_writable_dir(path, what="model directory")
+        assets = directory / "encoder"
+        assets.mkdir(exist_ok=True)
+        self.encoder.save_assets(assets)
+        config = {
+            "format_version": FORMAT_VERSION,
+            "modality": self.modality,
+            "encoder": {
+                "class": f"{type(self.encoder).__module__}.{type(self.encoder).__qualname__}",
+                "config": self.encoder.get_config(),
+            },
+            "pooler": pooler_config(self.pooler),
+            "normalize": self.normalize,
+        }
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        with atomic_path(directory / WEIGHTS_NAME) as tmp:
+            save_file(_untie(state), str(tmp), metadata={"format": "pt", "polymodal": str(FORMAT_VERSION)})
+        with atomic_path(directory / CONFIG_NAME) as tmp:
+            tmp.write_text(json.dumps(config, indent=2))
+        return directory
+
+    @classmethod
+    def from_folder(cls, path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> EmbeddingModel:
+        """Load a folder written by :meth:`save`. Never unpickles anything."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        directory = resolve_path(path, what="model directory")
+        config_path = directory / CONFIG_NAME
+        if not config_path.exists():
+            raise FileNotFoundError(f"not a polymodal model folder (no {CONFIG_NAME}): {directory}")
+        try:
+            config = json.loads(config_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{config_path}: invalid JSON: {exc}") from None
+        if config.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{config_path}: format_version {config.get('format_version')} not supported")
+        enc_cls = encoder_class(config["encoder"]["class"])
+        encoder = enc_cls.from_config(config["encoder"]["config"], directory / "encoder")
+        model = cls(encoder, pooler_from_config(config["pooler"]), bool(config.get("normalize", False)))
+        weights = directory / WEIGHTS_NAME
+        try:
+            state = load_file(str(weights), device=str(map_location))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"weights file missing: {weights}") from None
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ValueError(f"{weights}: corrupt or truncated weights file ({exc})") from None
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not _is_tied(model, k)]
+        if missing or unexpected:
+            raise ValueError(
+                f"{weights}: weights do not match the architecture in {CONFIG_NAME}: "
+                f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+        return model.to(map_location)
+
+
+def _untie(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """safetensors refuses shared storage; keep the first name of each tied tensor."""
+    seen: dict[tuple[int, int, tuple[int, ...]], str] = {}
+    out = {}
+    for name, tensor in state.items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if tensor.numel() and key in seen:
+            continue
+        seen[key] = name
+        out[name] = tensor
+    return out
+
+
+def _is_tied(model: nn.Module, name: str) -> bool:
+    """True when ``name`` shares storage with another parameter that was loaded."""
+    params = dict(model.named_parameters(remove_duplicate=False))
+    if name not in params:
+        return False
+    ptr = params[name].data_ptr()
+    return any(p.data_ptr() == ptr for n, p in params.items() if n != name)
+
+
+def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> EmbeddingModel:
+    """Load a model by short name (e.g. ``"minilm-l6"``) or from a saved folder.
+
+    Short names come from registered modalities (``polymodal plugins`` lists them); they use
+    weights shipped in installed packages, never the network.
+    """
+    from polymodal.plugins_manager import pretrained_names
+
+    text = os.fspath(name_or_path)
+    if Path(text).expanduser().is_dir():
+        return EmbeddingModel.from_folder(text, map_location=device)
+    names = pretrained_names()
+    if text in names:
+        _, factory = names[text]
+        return factory().to(device)
+    raise ValueError(
+        f"cannot load {text!r}: not a model folder, and not a known short name "
+        f"(known: {', '.join(sorted(names)) or 'none; is the text plugin installed?'})"
+    )

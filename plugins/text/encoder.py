@@ -1,0 +1,159 @@
+"""Hugging Face transformer encoders and decoders as polymodal encoders."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from polymodal.features import Features
+from polymodal.modality import Encoder
+from polymodal.plugins.text.processor import TextProcessor, load_backend_tokenizer
+
+__all__ = ["TextEncoder"]
+
+
+def _resolve_model(model: str) -> Path:
+    from polymodal.plugins.text.pretrained import PRETRAINED_PATHS
+
+    if model in PRETRAINED_PATHS:
+        return PRETRAINED_PATHS[model]()
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    raise FileNotFoundError(
+        f"text model {model!r} is not a local folder or a known short name "
+        f"({', '.join(PRETRAINED_PATHS)}); polymodal never downloads weights implicitly"
+    )
+
+
+class TextEncoder(Encoder):
+    """A Hugging Face model (``AutoModel``) with its fast tokenizer.
+
+    Args:
+        model: a short name (``"minilm-l6"``), a local model folder, or a config dict with
+            ``model_type`` (random weights, e.g. for tests: ``{"model_type": "bert",
+            "hidden_size": 32, ...}``).
+        tokenizer: ``None`` (the model folder's), ``"bytes"`` (built-in byte-level), a
+            ``tokenizer.json`` or a folder.
+        pretrained: load the folder's weights; ``False`` builds the architecture with random weights.
+        max_length: truncation length in tokens; default: the folder's
+            ``sentence_bert_config.json`` ``max_seq_length``, else the model's
+            ``max_position_embeddings`` (capped at 512).
+        hidden_states: also return every layer's output in ``Features.hidden_states``.
+        attn_implementation: ``"sdpa"`` (default) or ``"eager"``.
+    """
+
+    modality = "text"
+
+    def __init__(
+        self,
+        model: str | dict[str, Any] = "minilm-l6",
+        tokenizer: str | None = None,
+        pretrained: bool = True,
+        max_length: int | None = None,
+        hidden_states: bool = False,
+        attn_implementation: str = "sdpa",
+    ) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+        from transformers.utils import logging as hf_logging
+
+        self.hidden_states = hidden_states
+        self.attn_implementation = attn_implementation
+        folder: Path | None = None
+        if isinstance(model, Mapping):
+            cfg = dict(model)
+            model_type = cfg.pop("model_type", None)
+            if model_type is None:
+                raise ValueError("a TextEncoder config dict needs a 'model_type' (e.g. 'bert', 'llama')")
+            config = AutoConfig.for_model(model_type, **cfg)
+            self.model = AutoModel.from_config(config, attn_implementation=attn_implementation)
+            tokenizer = tokenizer or "bytes"
+        else:
+            folder = _resolve_model(model)
+            if pretrained:
+                verbosity = hf_logging.get_verbosity()
+                hf_logging.set_verbosity_error()  # "unused weights (pooler)" noise
+                try:
+                    self.model = AutoModel.from_pretrained(
+                        str(folder), local_files_only=True, attn_implementation=attn_implementation
+                    )
+                finally:
+                    hf_logging.set_verbosity(verbosity)
+            else:
+                config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+                self.model = AutoModel.from_config(config, attn_implementation=attn_implementation)
+        backend = load_backend_tokenizer(tokenizer if tokenizer is not None else folder)  # type: ignore[arg-type]
+        if max_length is None:
+            max_length = self._default_max_length(folder)
+        vocab = self.model.config.vocab_size
+        if backend.get_vocab_size(with_added_tokens=True) > vocab:
+            raise ValueError(
+                f"tokenizer has {backend.get_vocab_size(with_added_tokens=True)} tokens but the model's "
+                f"vocab_size is {vocab}; set vocab_size in the model config"
+            )
+        self._processor = TextProcessor(backend, max_length)
+
+    def _default_max_length(self, folder: Path | None) -> int:
+        if folder is not None and (folder / "sentence_bert_config.json").is_file():
+            cfg = json.loads((folder / "sentence_bert_config.json").read_text())
+            if cfg.get("max_seq_length"):
+                return int(cfg["max_seq_length"])
+        limit = getattr(self.model.config, "max_position_embeddings", 512) or 512
+        return int(min(limit, 512))
+
+    @property
+    def processor(self) -> TextProcessor:
+        return self._processor
+
+    @property
+    def output_dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.model.config.num_hidden_layers)
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> Features:
+        mask = inputs["attention_mask"]
+        out = self.model(
+            input_ids=inputs["input_ids"],
+            attention_mask=mask,
+            output_hidden_states=self.hidden_states,
+            return_dict=True,
+        )
+        hidden = tuple(out.hidden_states) if self.hidden_states else None
+        return Features(sequence=out.last_hidden_state, mask=mask.bool(), hidden_states=hidden)
+
+    # ------------------------------------------------------------------ saving
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "max_length": self._processor.max_length,
+            "pad_id": self._processor.pad_id,
+            "hidden_states": self.hidden_states,
+            "attn_implementation": self.attn_implementation,
+        }
+
+    def save_assets(self, directory: Path) -> None:
+        self.model.config.save_pretrained(str(directory))
+        self._processor.tokenizer.save(str(directory / "tokenizer.json"))
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], directory: Path) -> TextEncoder:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            enc = cls(
+                model=str(directory),
+                tokenizer=str(directory / "tokenizer.json"),
+                pretrained=False,
+                max_length=config["max_length"],
+                hidden_states=config.get("hidden_states", False),
+                attn_implementation=config.get("attn_implementation", "sdpa"),
+            )
+        enc._processor.pad_id = int(config.get("pad_id", enc._processor.pad_id))
+        return enc

@@ -1,0 +1,149 @@
+"""Tokenisation with dynamic padding, run in DataLoader workers."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from polymodal.modality import Processor
+
+__all__ = ["TextProcessor", "byte_tokenizer"]
+
+log = logging.getLogger(__name__)
+
+BYTE_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def byte_tokenizer():
+    """A byte-level tokenizer built in code (no files, no network): 5 specials + 256 bytes.
+
+    Used for tiny random models in tests and for training from scratch. Every string,
+    including invalid surrogates (replaced) and any codepoint, maps to byte tokens.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    alphabet = ByteLevel.alphabet()
+    vocab = {tok: i for i, tok in enumerate(BYTE_SPECIALS)}
+    for ch in sorted(alphabet):
+        vocab[ch] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
+    )
+    tok.add_special_tokens(BYTE_SPECIALS)
+    return tok
+
+
+def load_backend_tokenizer(spec: str | Path):
+    """A ``tokenizers.Tokenizer`` from ``"bytes"``, a ``tokenizer.json`` file, or a model folder."""
+    from tokenizers import Tokenizer
+
+    if str(spec) == "bytes":
+        return byte_tokenizer()
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return Tokenizer.from_file(str(path))
+    if (path / "tokenizer.json").is_file():
+        return Tokenizer.from_file(str(path / "tokenizer.json"))
+    if path.is_dir():  # slow-tokenizer-only folders: let transformers convert once
+        from transformers import AutoTokenizer
+
+        hf = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        backend = getattr(hf, "backend_tokenizer", None)
+        if backend is None:
+            raise ValueError(f"{path}: no fast tokenizer could be built from this folder")
+        return backend
+    raise FileNotFoundError(f"tokenizer not found: {spec} (expected 'bytes', a tokenizer.json or a model folder)")
+
+
+class TextProcessor(Processor):
+    """Tokenise a batch of strings, truncate to ``max_length`` and pad to the longest.
+
+    Truncation is reported: the first time texts are cut, a warning names how many and the
+    limit; totals are kept in :attr:`truncated`.
+
+    Args:
+        tokenizer: a ``tokenizers.Tokenizer`` (the fast Rust tokenizer).
+        max_length: longest sequence in tokens (special tokens included).
+        pad_id: id used for padding (masked out anyway).
+    """
+
+    def __init__(self, tokenizer: Any, max_length: int, pad_id: int | None = None) -> None:
+        if max_length < 2:
+            raise ValueError(f"max_length must be >= 2, got {max_length}")
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length)
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(self.max_length)
+        self.pad_id = int(pad_id if pad_id is not None else self._guess_pad_id())
+        self.truncated = 0
+        self._warned = False
+
+    def _guess_pad_id(self) -> int:
+        for token in ("[PAD]", "<pad>", "<|padding|>", "<|endoftext|>", "</s>"):
+            idx = self.tokenizer.token_to_id(token)
+            if idx is not None:
+                return idx
+        return 0
+
+    def validate(self, value: Any) -> None:
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {type(value).__name__} ({value!r:.40})")
+
+    def _texts(self, values: Sequence[Any]) -> list[str]:
+        out = []
+        for v in values:
+            if not isinstance(v, str):
+                raise TypeError(f"text modality expects strings, got {type(v).__name__}: {v!r:.60}")
+            # Lone surrogates cannot be encoded as UTF-8 by the Rust tokenizer.
+            out.append(v.encode("utf-8", "replace").decode("utf-8") if _has_surrogate(v) else v)
+        return out
+
+    def lengths(self, values: Sequence[Any]) -> list[int]:
+        """Token counts (after truncation), for length-sorted batching."""
+        return [len(e.ids) for e in self.tokenizer.encode_batch(self._texts(values), add_special_tokens=True)]
+
+    def __call__(self, values: Sequence[Any]) -> dict[str, Tensor]:
+        encodings = self.tokenizer.encode_batch(self._texts(values), add_special_tokens=True)
+        cut = sum(1 for e in encodings if e.overflowing)
+        if cut:
+            self.truncated += cut
+            if not self._warned:
+                self._warned = True
+                msg = (
+                    f"{cut} of {len(encodings)} texts in a batch were longer than max_length="
+                    f"{self.max_length} tokens and were truncated (further truncations are counted "
+                    "in TextProcessor.truncated)"
+                )
+                warnings.warn(msg, stacklevel=2)
+        T = max((len(e.ids) for e in encodings), default=0)
+        ids = np.full((len(encodings), max(T, 1)), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), max(T, 1)), dtype=np.int64)
+        for i, e in enumerate(encodings):
+            n = len(e.ids)
+            ids[i, :n] = e.ids
+            mask[i, :n] = 1
+        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+
+    def get_config(self) -> dict[str, Any]:
+        return {"max_length": self.max_length, "pad_id": self.pad_id}
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
