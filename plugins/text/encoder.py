@@ -88,6 +88,8 @@ class TextEncoder(Encoder):
             else:
                 config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
                 self.model = AutoModel.from_config(config, attn_implementation=attn_implementation)
+        # from_pretrained returns eval mode; an nn.Module starts in train mode (dropout on while training).
+        self.model.train()
         backend = load_backend_tokenizer(tokenizer if tokenizer is not None else folder)  # type: ignore[arg-type]
         if max_length is None:
             max_length = self._default_max_length(folder)

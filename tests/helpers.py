@@ -1,0 +1,33 @@
+"""Tiny models shared by tests."""
+
+from __future__ import annotations
+
+TINY_BERT = {
+    "model_type": "bert",
+    "vocab_size": 261,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+}
+
+TINY_LLAMA = {
+    "model_type": "llama",
+    "vocab_size": 261,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+}
+
+
+def tiny_text_encoder(config: dict | None = None, **kwargs):
+    import torch
+
+    from polymodal.plugins.text import TextEncoder
+
+    torch.manual_seed(0)
+    return TextEncoder(model=dict(config or TINY_BERT), tokenizer="bytes", **kwargs)
