@@ -54,6 +54,7 @@ def _lightning(args: list[str] | None) -> Any:
     import polymodal.losses  # noqa: F401
     import polymodal.poolers  # noqa: F401
     import polymodal.systems  # noqa: F401
+    from polymodal.checkpoint import AtomicCheckpointIO
 
     return LightningCLI(
         pl.LightningModule,
@@ -64,6 +65,7 @@ def _lightning(args: list[str] | None) -> Any:
         parser_kwargs={"prog": "polymodal"},
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
+        trainer_defaults={"plugins": [AtomicCheckpointIO()]},
     )
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+import pytorch_lightning as pl
+
 TINY_BERT = {
     "model_type": "bert",
     "vocab_size": 261,
@@ -31,3 +35,13 @@ def tiny_text_encoder(config: dict | None = None, **kwargs):
 
     torch.manual_seed(0)
     return TextEncoder(model=dict(config or TINY_BERT), tokenizer="bytes", **kwargs)
+
+
+class SlowDown(pl.Callback):
+    """Sleep after each training batch (lets tests kill a run mid-epoch)."""
+
+    def __init__(self, seconds: float = 0.05) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, *args, **kwargs) -> None:
+        time.sleep(self.seconds)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from polymodal.data.tables import check_columns, read_table
 from polymodal.modality import Processor
 
-__all__ = ["Collator", "RowsDataset", "TableDataModule"]
+__all__ = ["Collator", "EpochShuffleSampler", "RowsDataset", "TableDataModule"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,30 @@ class RowsDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[list[Any], float | None]:
         return [c[i] for c in self.columns], (None if self.target is None else self.target[i])
+
+
+class EpochShuffleSampler(torch.utils.data.Sampler[int]):
+    """Random order that depends only on ``(seed, epoch)``.
+
+    Lightning calls ``set_epoch`` at every epoch start, so a run resumed from a checkpoint
+    sees exactly the batches an uninterrupted run would have seen (the global RNG, which a
+    resume does not restore, is never used).
+    """
+
+    def __init__(self, length: int, seed: int = 0) -> None:
+        self.length = length
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.length, generator=generator).tolist())
 
 
 class Collator:
@@ -70,6 +95,9 @@ class TableDataModule(pl.LightningDataModule):
             raising (the default) with the file, row and column of the first bad value.
         max_rows: keep only the first N rows of each table (quick runs).
         drop_last: drop the last incomplete training batch (in-batch-negative losses like it).
+        seed: shuffling seed; the order of epoch ``e`` depends only on ``(seed, e)``, so resumed
+            runs replay the same batches. Default: the ``PL_GLOBAL_SEED`` set by
+            ``seed_everything`` (0 when unset).
     """
 
     def __init__(
@@ -88,6 +116,7 @@ class TableDataModule(pl.LightningDataModule):
         skip_bad_rows: bool = False,
         max_rows: int | None = None,
         drop_last: bool = False,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         if not inputs:
@@ -105,6 +134,7 @@ class TableDataModule(pl.LightningDataModule):
         self.skip_bad_rows = skip_bad_rows
         self.max_rows = max_rows
         self.drop_last = drop_last
+        self.seed = seed
         self.datasets: dict[str, RowsDataset] = {}
         self.skipped: dict[str, int] = {}
         self._processors: list[Processor] | None = None
@@ -195,10 +225,14 @@ class TableDataModule(pl.LightningDataModule):
     # ----------------------------------------------------------- dataloaders
     def _loader(self, split: str, train: bool) -> DataLoader:
         ds = self.load_split(split)
+        sampler = None
+        if train:
+            seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+            sampler = EpochShuffleSampler(len(ds), seed)
         return DataLoader(
             ds,
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
+            sampler=sampler,
             drop_last=train and self.drop_last,
             num_workers=self.num_workers,
             collate_fn=Collator(self.processors()),
