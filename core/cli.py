@@ -151,12 +151,18 @@ def _cmd_encode(ns: argparse.Namespace) -> int:
     df = read_table(ns.input, layout=ns.layout)
     check_columns(df, [ns.column], ns.input)
     model = polymodal.load(ns.model)
-    emb = model.encode(df[ns.column].tolist(), batch_size=ns.batch_size, normalize=ns.normalize, show_progress_bar=True)
+    values = df[ns.column].tolist()
+    del df
     from polymodal.io import atomic_path
 
+    # Stream chunks into a memory-mapped .npy: memory stays flat whatever the number of rows.
     with atomic_path(ns.output) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, emb)
+        emb = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(values), model.dim))
+        for start, chunk in model.iter_encode(values, ns.batch_size, ns.normalize or None, show_progress_bar=True):
+            emb[start : start + chunk.shape[0]] = chunk.numpy()
+        emb.flush()
+        del emb
+    emb = np.load(ns.output, mmap_mode="r")
     print(f"wrote {emb.shape[0]} x {emb.shape[1]} embeddings to {ns.output}")
     return 0
 

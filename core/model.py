@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,6 +64,61 @@ class EmbeddingModel(nn.Module):
             return list(sizer(values))
         return [len(v) if hasattr(v, "__len__") else 0 for v in values]
 
+    def iter_encode(
+        self,
+        values: Sequence[Any],
+        batch_size: int = 64,
+        normalize: bool | None = None,
+        chunk_size: int = 8192,
+        show_progress_bar: bool = False,
+    ) -> Iterator[tuple[int, Tensor]]:
+        """Yield ``(start, embeddings)`` for consecutive chunks of ``values``, in input order.
+
+        Memory stays bounded by ``chunk_size`` whatever ``len(values)``: within a chunk items
+        are sorted by length (little padding) and the chunk's rows are returned in input order.
+        """
+        if isinstance(values, str):
+            raise TypeError("encode() takes a list of inputs; wrap a single string in a list")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        normalize = self.normalize if normalize is None else normalize
+        device = next(self.parameters()).device
+        processor = self.encoder.processor
+        n = len(values)
+        bar = None
+        if show_progress_bar:
+            try:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=n, desc="encode", unit="item")
+            except ImportError:  # pragma: no cover
+                pass
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                for chunk_start in range(0, n, chunk_size):
+                    chunk = [values[i] for i in range(chunk_start, min(n, chunk_start + chunk_size))]
+                    order = np.argsort([-k for k in self._lengths(chunk)], kind="stable")
+                    out: Tensor | None = None
+                    for start in range(0, len(chunk), batch_size):
+                        idx = order[start : start + batch_size]
+                        inputs = {k: v.to(device) for k, v in processor([chunk[i] for i in idx]).items()}
+                        emb = self(inputs).float()
+                        if normalize:
+                            emb = F.normalize(emb, dim=-1)
+                        if out is None:
+                            out = torch.empty(len(chunk), emb.shape[-1])
+                        out[torch.as_tensor(idx)] = emb.cpu()
+                        if bar is not None:
+                            bar.update(len(idx))
+                    if out is not None:
+                        yield chunk_start, out
+        finally:
+            self.train(was_training)
+            if bar is not None:
+                bar.close()
+
     def encode(
         self,
         values: Sequence[Any],
@@ -77,7 +132,8 @@ class EmbeddingModel(nn.Module):
 
         Items are sorted by length so batches carry little padding, then returned in input
         order. Runs under ``torch.inference_mode``. Extra keyword arguments are accepted and
-        ignored so MTEB-style callers work.
+        ignored so MTEB-style callers work. For outputs larger than memory, write the chunks of
+        :meth:`iter_encode` to disk (``polymodal encode`` does, into a memory-mapped ``.npy``).
 
         Args:
             values: raw values (e.g. strings for text).
@@ -89,40 +145,9 @@ class EmbeddingModel(nn.Module):
         if isinstance(values, str):
             raise TypeError("encode() takes a list of inputs; wrap a single string in a list")
         values = list(values)
-        normalize = self.normalize if normalize is None else normalize
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        order = np.argsort([-n for n in self._lengths(values)], kind="stable")
-        device = next(self.parameters()).device
-        processor = self.encoder.processor
-        chunks: list[Tensor] = []
-        was_training = self.training
-        self.eval()
-        starts = range(0, len(values), batch_size)
-        if show_progress_bar:
-            try:
-                from tqdm.auto import tqdm
-
-                starts = tqdm(starts, desc="encode", unit="batch")
-            except ImportError:  # pragma: no cover
-                pass
-        try:
-            with torch.inference_mode():
-                for start in starts:
-                    batch = [values[i] for i in order[start : start + batch_size]]
-                    inputs = {k: v.to(device) for k, v in processor(batch).items()}
-                    emb = self(inputs).float()
-                    if normalize:
-                        emb = F.normalize(emb, dim=-1)
-                    chunks.append(emb.cpu())
-        finally:
-            self.train(was_training)
-        if not chunks:
-            out = torch.empty(0, self.dim)
-        else:
-            stacked = torch.cat(chunks)
-            out = torch.empty_like(stacked)
-            out[torch.as_tensor(order)] = stacked
+        out = torch.empty(len(values), self.dim)
+        for start, emb in self.iter_encode(values, batch_size, normalize, show_progress_bar=show_progress_bar):
+            out[start : start + emb.shape[0]] = emb
         return out.numpy() if convert_to == "numpy" else out
 
     # ------------------------------------------------------------- save / load

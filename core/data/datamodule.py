@@ -225,10 +225,16 @@ class TableDataModule(pl.LightningDataModule):
     # ----------------------------------------------------------- dataloaders
     def _loader(self, split: str, train: bool) -> DataLoader:
         ds = self.load_split(split)
-        sampler = None
+        sampler: torch.utils.data.Sampler[int] | None = None
         if train:
             seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
             sampler = EpochShuffleSampler(len(ds), seed)
+        elif torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Each item on exactly one rank (no padding duplicates), so metrics gathered over
+            # ranks are those of the whole dataset. Lightning keeps a DistributedSampler as given.
+            from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+
+            sampler = UnrepeatedDistributedSampler(ds, shuffle=False)
         return DataLoader(
             ds,
             batch_size=self.batch_size if train else self.eval_batch_size,

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from polymodal.features import Features
 from polymodal.modality import Encoder
@@ -88,6 +88,10 @@ class TextEncoder(Encoder):
             else:
                 config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
                 self.model = AutoModel.from_config(config, attn_implementation=attn_implementation)
+        # BERT-style models carry an unused pooler head (dense + tanh over [CLS]); our poolers
+        # replace it, and unused parameters break DDP's gradient reducer.
+        if isinstance(getattr(self.model, "pooler", None), nn.Module):
+            self.model.pooler = None
         # from_pretrained returns eval mode; an nn.Module starts in train mode (dropout on while training).
         self.model.train()
         backend = load_backend_tokenizer(tokenizer if tokenizer is not None else folder)  # type: ignore[arg-type]

@@ -130,3 +130,43 @@ def test_minilm_matches_sentence_transformers():
     ours = polymodal.load("minilm-l6").encode(texts, batch_size=3)
     ref = st.SentenceTransformer(str(minilm_l6_path()), device="cpu").encode(texts, batch_size=3)
     np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+def test_iter_encode_chunks_match_encode():
+    model = EmbeddingModel(tiny_text_encoder(), MeanPooler())
+    texts = [f"sentence number {i} " * (1 + i % 5) for i in range(23)]
+    full = model.encode(texts, batch_size=4)
+    chunks = list(model.iter_encode(texts, batch_size=4, chunk_size=10))
+    assert [start for start, _ in chunks] == [0, 10, 20]
+    np.testing.assert_allclose(np.concatenate([c.numpy() for _, c in chunks]), full, atol=1e-6)
+
+
+def test_encode_cli_streams_to_npy(tmp_path, capsys):
+    import pandas as pd
+
+    from polymodal.cli import main
+
+    model = EmbeddingModel(tiny_text_encoder(), MeanPooler())
+    model.save(tmp_path / "m")
+    texts = [f"row {i}" for i in range(37)]
+    pd.DataFrame({"text": texts}).to_csv(tmp_path / "t.csv", index=False)
+    assert (
+        main(
+            [
+                "encode",
+                "--model",
+                str(tmp_path / "m"),
+                "--input",
+                str(tmp_path / "t.csv"),
+                "--column",
+                "text",
+                "--output",
+                str(tmp_path / "e.npy"),
+                "--batch-size",
+                "8",
+            ]
+        )
+        == 0
+    )
+    assert "wrote 37 x 32 embeddings" in capsys.readouterr().out
+    np.testing.assert_allclose(np.load(tmp_path / "e.npy"), model.encode(texts), atol=1e-6)
