@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ __all__ = ["TextProcessor", "byte_tokenizer"]
 
 log = logging.getLogger(__name__)
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 BYTE_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -108,7 +110,7 @@ class TextProcessor(Processor):
             if not isinstance(v, str):
                 raise TypeError(f"text modality expects strings, got {type(v).__name__}: {v!r:.60}")
             # Lone surrogates cannot be encoded as UTF-8 by the Rust tokenizer.
-            out.append(v.encode("utf-8", "replace").decode("utf-8") if _has_surrogate(v) else v)
+            out.append(_SURROGATE.sub("\ufffd", v) if _has_surrogate(v) else v)
         return out
 
     def lengths(self, values: Sequence[Any]) -> list[int]:
