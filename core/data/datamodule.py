@@ -23,15 +23,17 @@ log = logging.getLogger(__name__)
 class RowsDataset(Dataset):
     """Rows of input values (one list per input column) and optional float targets."""
 
-    def __init__(self, columns: list[list[Any]], target: list[float] | None) -> None:
+    def __init__(self, columns: list[list[Any]], target: list[float] | None, rows: list[int] | None = None) -> None:
         self.columns = columns
         self.target = target
+        #: 0-based row numbers in the source table (for error messages after bad rows were skipped).
+        self.rows = rows if rows is not None else list(range(len(columns[0]) if columns else 0))
 
     def __len__(self) -> int:
         return len(self.columns[0]) if self.columns else 0
 
-    def __getitem__(self, i: int) -> tuple[list[Any], float | None]:
-        return [c[i] for c in self.columns], (None if self.target is None else self.target[i])
+    def __getitem__(self, i: int) -> tuple[list[Any], float | None, int]:
+        return [c[i] for c in self.columns], (None if self.target is None else self.target[i]), self.rows[i]
 
 
 class EpochShuffleSampler(torch.utils.data.Sampler[int]):
@@ -59,13 +61,34 @@ class EpochShuffleSampler(torch.utils.data.Sampler[int]):
 
 
 class Collator:
-    """Picklable collate function: runs each column's processor on the batch."""
+    """Picklable collate function: runs each column's processor on the batch.
 
-    def __init__(self, processors: Sequence[Processor]) -> None:
+    A value the processor rejects (a corrupt image found only when decoding, say) is reported
+    with the source file, its row and its column.
+    """
+
+    def __init__(
+        self, processors: Sequence[Processor], columns: Sequence[str] | None = None, source: str | None = None
+    ) -> None:
         self.processors = list(processors)
+        self.columns = list(columns) if columns is not None else [str(j) for j in range(len(self.processors))]
+        self.source = source or "data"
 
-    def __call__(self, rows: list[tuple[list[Any], float | None]]) -> dict[str, Any]:
-        inputs = [proc([r[0][j] for r in rows]) for j, proc in enumerate(self.processors)]
+    def _process(self, j: int, rows: list[tuple]) -> dict[str, Any]:
+        values = [r[0][j] for r in rows]
+        try:
+            return self.processors[j](values)
+        except (ValueError, TypeError):
+            for r in rows:  # find the culprit, one value at a time
+                try:
+                    self.processors[j]([r[0][j]])
+                except (ValueError, TypeError) as exc:
+                    row = r[2] + 1 if len(r) > 2 else "?"
+                    raise type(exc)(f"{self.source}: row {row}, column {self.columns[j]!r}: {exc}") from None
+            raise
+
+    def __call__(self, rows: list[tuple]) -> dict[str, Any]:
+        inputs = [self._process(j, rows) for j in range(len(self.processors))]
         target = None
         if rows and rows[0][1] is not None:
             target = torch.tensor([r[1] for r in rows], dtype=torch.float32)
@@ -196,6 +219,7 @@ class TableDataModule(pl.LightningDataModule):
                     bad.append((i, self.target, f"not a finite number: {v!r:.40}"))
                     f = float("nan")
                 target.append(f)
+        rows: list[int] | None = None
         if bad:
             first = min(bad)
             # Row numbers are 1-based data rows (header excluded), as a spreadsheet user counts them.
@@ -208,11 +232,12 @@ class TableDataModule(pl.LightningDataModule):
             keep = [i for i in range(len(df)) if i not in drop]
             columns = [[c[i] for i in keep] for c in columns]
             target = None if target is None else [target[i] for i in keep]
+            rows = keep
             self.skipped[split] = len(drop)
             log.warning("%s: skipped %d bad row(s) of %d (first: %s)", path, len(drop), len(df), where)
         if not columns[0]:
             raise ValueError(f"{path}: no rows to use")
-        ds = RowsDataset(columns, target)
+        ds = RowsDataset(columns, target, rows)
         self.datasets[split] = ds
         return ds
 
@@ -241,7 +266,7 @@ class TableDataModule(pl.LightningDataModule):
             sampler=sampler,
             drop_last=train and self.drop_last,
             num_workers=self.num_workers,
-            collate_fn=Collator(self.processors()),
+            collate_fn=Collator(self.processors(), self.inputs, str(self.paths[split])),
             persistent_workers=self.num_workers > 0,
         )
 

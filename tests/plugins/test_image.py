@@ -184,3 +184,18 @@ def test_bundled_efficientnet_lite0_matches_timm_with_mapped_weights():
     with torch.no_grad():
         logits = ref(torch.zeros(1, 3, 224, 224))
     assert torch.isfinite(logits).all()
+
+
+def test_corrupt_image_found_while_collating_names_file_row_column(tmp_path):
+    import pandas as pd
+
+    from polymodal.data import TableDataModule
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
+    (tmp_path / "broken.png").write_bytes(_png_bytes(Image.new("RGB", (8, 8)))[:30])
+    pd.DataFrame({"image": ["ok.png", "ok.png", "broken.png"]}).to_csv(tmp_path / "t.csv", index=False)
+    dm = TableDataModule(train=str(tmp_path / "t.csv"), inputs=["image"], batch_size=4)
+    dm.set_processors([ImageProcessor(image_size=16, root=str(tmp_path))])
+    dm.setup("fit")  # cheap validation passes: the file exists and is not empty
+    with pytest.raises(ValueError, match="t.csv: row 3, column 'image': .*broken.png"):
+        next(iter(dm.train_dataloader()))
