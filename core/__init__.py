@@ -26,6 +26,7 @@ _LAZY = {
     "EmbeddingModel": "polymodal.model",
     "load": "polymodal.model",
     "ContrastiveSystem": "polymodal.systems",
+    "PredictionSystem": "polymodal.systems",
     "TableDataModule": "polymodal.data",
 }
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from polymodal.modality import Encoder, Modality, Processor
     from polymodal.model import EmbeddingModel, load
     from polymodal.plugins_manager import get_modality, load_plugins, modalities, plugin_report
-    from polymodal.systems import ContrastiveSystem
+    from polymodal.systems import ContrastiveSystem, PredictionSystem
 
 
 def __getattr__(name: str) -> Any:

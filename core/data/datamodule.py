@@ -246,6 +246,11 @@ class TableDataModule(pl.LightningDataModule):
         for split in wanted.get(stage or "fit", ["train", "val", "test"]):
             if self.paths[split] is not None:
                 self.load_split(split)
+        # Encoders whose input statistics are weights (e.g. time-series normalisers) fit them on
+        # the training split only, before any batch is seen: no leakage from val/test.
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        if stage in (None, "fit") and "train" in self.datasets and hasattr(model, "fit_input_statistics"):
+            model.fit_input_statistics(self.inputs, self.datasets["train"].columns)
 
     # ----------------------------------------------------------- dataloaders
     def _loader(self, split: str, train: bool) -> DataLoader:

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from polymodal.systems.contrastive import ContrastiveSystem
+from polymodal.systems.prediction import PredictionSystem, Task
 
-__all__ = ["ContrastiveSystem"]
+__all__ = ["ContrastiveSystem", "PredictionSystem", "Task"]

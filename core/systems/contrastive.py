@@ -43,7 +43,8 @@ class ContrastiveSystem(pl.LightningModule):
         pooler: features -> embedding; mean pooling by default.
         loss: loss over ``[emb_col0, emb_col1, ...]`` and the target; InfoNCE by default.
         normalize: L2-normalise embeddings before the loss and in the exported model.
-        optimizer: optimizer factory (``class_path: torch.optim.AdamW`` in YAML).
+        optimizer: optimizer factory (``class_path: torch.optim.AdamW`` in YAML); default AdamW,
+            lr 2e-5, weight decay 0.01.
         warmup_ratio: fraction of steps with linear warm-up, followed by linear decay to 0
             (the sentence-transformers schedule); 0 disables the schedule.
     """
@@ -56,7 +57,7 @@ class ContrastiveSystem(pl.LightningModule):
         pooler: Pooler | None = None,
         loss: nn.Module | None = None,
         normalize: bool = False,
-        optimizer: OptimizerCallable = _adamw,
+        optimizer: OptimizerCallable | None = None,
         warmup_ratio: float = 0.1,
     ) -> None:
         super().__init__()
@@ -72,7 +73,7 @@ class ContrastiveSystem(pl.LightningModule):
         self.pooler = pooler if pooler is not None else MeanPooler()
         self.loss_fn = loss if loss is not None else InfoNCELoss()
         self.normalize = normalize
-        self.optimizer_factory = optimizer
+        self.optimizer_factory = optimizer if optimizer is not None else _adamw
         if not 0.0 <= warmup_ratio < 1.0:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}")
         self.warmup_ratio = warmup_ratio

@@ -114,8 +114,12 @@ class TextProcessor(Processor):
         return out
 
     def lengths(self, values: Sequence[Any]) -> list[int]:
-        """Token counts (after truncation), for length-sorted batching."""
-        return [len(e.ids) for e in self.tokenizer.encode_batch(self._texts(values), add_special_tokens=True)]
+        """Character counts, for length-sorted batching.
+
+        A proxy for token counts (as sentence-transformers uses): it keeps batches nearly as
+        tight without tokenising everything twice or holding every encoding in memory.
+        """
+        return [len(v) if isinstance(v, str) else 0 for v in values]
 
     def __call__(self, values: Sequence[Any]) -> dict[str, Tensor]:
         encodings = self.tokenizer.encode_batch(self._texts(values), add_special_tokens=True)
