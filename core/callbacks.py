@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import pytorch_lightning as pl
-from pytorch_lightning.utilities import rank_zero_only
 
 __all__ = ["ExportModel", "StepSeeder"]
 
@@ -20,20 +19,32 @@ class ExportModel(pl.Callback):
     Args:
         dirpath: target folder; default ``<trainer.default_root_dir>/model``.
         column: which input column's tower to export (multi-tower systems).
+        best: when a ``ModelCheckpoint`` monitors a metric, export the weights of its best
+            checkpoint (and leave them loaded in the module) rather than the last step's.
     """
 
-    def __init__(self, dirpath: str | None = None, column: str | None = None) -> None:
+    def __init__(self, dirpath: str | None = None, column: str | None = None, best: bool = True) -> None:
         self.dirpath = dirpath
         self.column = column
+        self.best = best
 
-    @rank_zero_only
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not hasattr(pl_module, "embedding_model"):
             raise TypeError(f"ExportModel needs a system with embedding_model(), got {type(pl_module).__name__}")
-        target = Path(self.dirpath or Path(trainer.default_root_dir) / "model")
-        pl_module.embedding_model(self.column).save(target)
-        log.info("exported model to %s", target)
-        print(f"polymodal: exported model to {target}")
+        which = "last step"
+        ckpt = trainer.checkpoint_callback
+        best_path = getattr(ckpt, "best_model_path", "") if self.best and getattr(ckpt, "monitor", None) else ""
+        if best_path and Path(best_path).is_file():
+            from polymodal.checkpoint import AtomicCheckpointIO
+
+            state = AtomicCheckpointIO().load_checkpoint(best_path, map_location="cpu")["state_dict"]
+            pl_module.load_state_dict(state)  # every rank, so they agree afterwards
+            which = f"best checkpoint {Path(best_path).name} ({ckpt.monitor}={float(ckpt.best_model_score):.4f})"
+        if trainer.is_global_zero:
+            target = Path(self.dirpath or Path(trainer.default_root_dir) / "model")
+            pl_module.embedding_model(self.column).save(target)
+            log.info("exported model (%s) to %s", which, target)
+            print(f"polymodal: exported model ({which}) to {target}")
 
 
 class StepSeeder(pl.Callback):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from polymodal.systems.contrastive import ContrastiveSystem
+from polymodal.systems.language_model import LanguageModelSystem
 from polymodal.systems.prediction import PredictionSystem, Task
 
-__all__ = ["ContrastiveSystem", "PredictionSystem", "Task"]
+__all__ = ["ContrastiveSystem", "LanguageModelSystem", "PredictionSystem", "Task"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,3 +108,22 @@ def test_evaluate_minilm_on_stsb_dev_matches_sentence_transformers(shared_data, 
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["pairs"] == 1500
     assert record["cosine_spearman"] == pytest.approx(0.867163, abs=1e-4)  # sentence-transformers 6.2
+
+
+def test_export_uses_best_checkpoint_when_monitored(tmp_path, capsys):
+    import torch
+    from safetensors.torch import load_file
+
+    cli = main([
+        "fit", "--config", "recipes/sbert/tiny.yaml", f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.limit_train_batches=6", "--trainer.val_check_interval=2", "--trainer.max_epochs=1",
+        "--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.monitor=val/spearman",
+        "--trainer.callbacks.mode=max", f"--trainer.callbacks.dirpath={tmp_path}/best",
+    ])
+    ckpt = cli.trainer.checkpoint_callback
+    assert ckpt.monitor == "val/spearman" and ckpt.best_model_path
+    assert f"exported model (best checkpoint {Path(ckpt.best_model_path).name}" in capsys.readouterr().out
+    best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+    exported = load_file(str(tmp_path / "model" / "model.safetensors"))
+    key = next(k for k in exported if k.endswith("embeddings.word_embeddings.weight"))
+    assert torch.equal(exported[key], best[f"encoders.shared.{key.removeprefix('encoder.')}"])

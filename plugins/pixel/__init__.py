@@ -1,0 +1,29 @@
+"""Pixel modality: text rendered to PIXEL-style patch strips and encoded by a ViT.
+
+Install with ``pip install 'polymodal[pixel]'``; rendering uses Unifont (``fonts-unifont``)
+with DejaVu as per-character fallback.
+"""
+
+from __future__ import annotations
+
+from polymodal.hookspecs import hookimpl
+from polymodal.modality import Modality
+from polymodal.plugins.pixel.encoder import PixelEncoder
+from polymodal.plugins.pixel.perturb import Perturber
+from polymodal.plugins.pixel.processor import PixelProcessor
+from polymodal.plugins.pixel.renderer import RenderedBatch, RendererConfig, TextRenderer
+
+__all__ = ["Perturber", "PixelEncoder", "PixelProcessor", "RenderedBatch", "RendererConfig", "TextRenderer"]
+
+polymodal_api_version = 1
+
+
+@hookimpl
+def register_modalities(register):
+    register(
+        Modality(
+            name="pixel",
+            description="text rendered to 16x16-px patch strips (Unifont + DejaVu glyph atlas), ViT encoder",
+            encoders=(PixelEncoder,),
+        )
+    )
