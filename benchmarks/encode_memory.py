@@ -49,18 +49,29 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="pm-encmem-"))
     torch.manual_seed(0)
-    tiny = {"model_type": "bert", "vocab_size": 261, "hidden_size": 32, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 256}
+    tiny = {
+        "model_type": "bert",
+        "vocab_size": 261,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 256,
+    }
     EmbeddingModel(TextEncoder(model=tiny, tokenizer="bytes", max_length=128)).save(work / "model")
     df = read_table("package://sbert/data/stsb_train_sample.tsv.gz")
-    base = (df["sentence1"].tolist() + df["sentence2"].tolist())
+    base = df["sentence1"].tolist() + df["sentence2"].tolist()
     results: dict[str, dict[int, float]] = {"ours": {}, "naive": {}}
     for n in args.sizes:
         table = work / f"texts_{n}.csv"
         pd.DataFrame({"text": [f"{base[i % len(base)]} #{i}" for i in range(n)]}).to_csv(table, index=False)
         for mode in ("ours", "naive"):
-            out = subprocess.run([sys.executable, "-c", CHILD, mode, str(work / "model"), str(table),
-                                  str(work / f"{mode}_{n}.npy")], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, mode, str(work / "model"), str(table), str(work / f"{mode}_{n}.npy")],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             rss = json.loads(out.stdout.strip().splitlines()[-1])["rss_mb"]
             results[mode][n] = rss
             print(f"{mode:5s} N={n:>7,d}  peak RSS {rss:7.1f} MB", flush=True)

@@ -125,7 +125,7 @@ def test_duplicate_modality_name_warns_naming_both_and_keeps_first(tmp_path, mon
     assert plugins["fakedup"].modalities == []
     from polymodal.plugins.text import TextEncoder
 
-    assert pmod.get_modality("text").encoders == (TextEncoder,)
+    assert pmod.get_modality("text").encoders[0] is TextEncoder  # the built-in one, not the duplicate
 
 
 def test_env_var_restricts_third_party_plugins(tmp_path, monkeypatch):

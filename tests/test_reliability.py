@@ -48,7 +48,7 @@ def _config(root: Path, max_epochs: int, slow: float) -> Path:
                     "class_path": "TextEncoder",
                     "init_args": {"model": model_cfg, "tokenizer": "bytes", "max_length": 48},
                 },
-                "loss": {"class_path": "CoSENTLoss"},
+                "loss": {"class_path": "polymodal.losses.CoSENTLoss"},
                 "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.001}},
             },
         },

@@ -70,7 +70,10 @@ def test_third_party_modality_trains_in_a_fit(vectors_plugin, tmp_path, capsys):
                     "vec": {"class_path": "VectorEncoder", "init_args": {"size": 4, "dim": 32}},
                 },
                 "routes": {"caption": "text", "features": "vec"},
-                "loss": {"class_path": "InfoNCELoss", "init_args": {"temperature": 0.1, "symmetric": True}},
+                "loss": {
+                    "class_path": "polymodal.losses.InfoNCELoss",
+                    "init_args": {"temperature": 0.1, "symmetric": True},
+                },
                 "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.003}},
                 "warmup_ratio": 0.0,
             },

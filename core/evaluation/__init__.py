@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+from polymodal.evaluation.cache import EmbeddingCache
+from polymodal.evaluation.classification import ClassificationResult, LinearProbeEvaluator, linear_probe
 from polymodal.evaluation.correlation import pearson, spearman
+from polymodal.evaluation.elastic import ElasticEvaluator, ElasticResult, encode_layers
+from polymodal.evaluation.mteb import MTEBModel
+from polymodal.evaluation.retrieval import RetrievalEvaluator, RetrievalResult, retrieval_metrics
 from polymodal.evaluation.sts import STSEvaluator, STSResult
 
-__all__ = ["STSEvaluator", "STSResult", "pearson", "spearman"]
+__all__ = [
+    "ClassificationResult",
+    "ElasticEvaluator",
+    "ElasticResult",
+    "EmbeddingCache",
+    "LinearProbeEvaluator",
+    "MTEBModel",
+    "RetrievalEvaluator",
+    "RetrievalResult",
+    "STSEvaluator",
+    "STSResult",
+    "encode_layers",
+    "linear_probe",
+    "pearson",
+    "retrieval_metrics",
+    "spearman",
+]

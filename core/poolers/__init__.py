@@ -7,14 +7,33 @@ from polymodal.poolers.cls import ClsPooler
 from polymodal.poolers.last_token import LastTokenPooler
 from polymodal.poolers.max import MaxPooler
 from polymodal.poolers.mean import MeanPooler
+from polymodal.poolers.multilayer import MultiLayerAttentionPooler
+from polymodal.poolers.prompt import PROMPTS, PromptedProcessor, PromptLastTokenPooler, PromptTemplate
+from polymodal.poolers.weighted_mean import WeightedMeanPooler
 
-__all__ = ["ClsPooler", "LastTokenPooler", "MaxPooler", "MeanPooler", "Pooler", "build_pooler"]
+__all__ = [
+    "PROMPTS",
+    "ClsPooler",
+    "LastTokenPooler",
+    "MaxPooler",
+    "MeanPooler",
+    "MultiLayerAttentionPooler",
+    "PromptLastTokenPooler",
+    "PromptTemplate",
+    "PromptedProcessor",
+    "Pooler",
+    "WeightedMeanPooler",
+    "build_pooler",
+]
 
 POOLERS: dict[str, type[Pooler]] = {
     "mean": MeanPooler,
     "cls": ClsPooler,
     "max": MaxPooler,
     "last": LastTokenPooler,
+    "weighted_mean": WeightedMeanPooler,
+    "prompt_last": PromptLastTokenPooler,
+    "multilayer": MultiLayerAttentionPooler,
 }
 
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from polymodal.hookspecs import hookimpl
 from polymodal.modality import Modality
+from polymodal.plugins.text.decoder import DecoderTextEncoder
 from polymodal.plugins.text.encoder import TextEncoder
 from polymodal.plugins.text.pretrained import PRETRAINED, from_sentence_transformers
 from polymodal.plugins.text.processor import TextProcessor, byte_tokenizer
 
-__all__ = ["TextEncoder", "TextProcessor", "byte_tokenizer", "from_sentence_transformers"]
+__all__ = ["DecoderTextEncoder", "TextEncoder", "TextProcessor", "byte_tokenizer", "from_sentence_transformers"]
 
 polymodal_api_version = 1
 
@@ -22,7 +23,7 @@ def register_modalities(register):
         Modality(
             name="text",
             description="Hugging Face encoders/decoders (local folders or configs), fast tokenizers",
-            encoders=(TextEncoder,),
+            encoders=(TextEncoder, DecoderTextEncoder),
             pretrained=PRETRAINED,
         )
     )

@@ -32,9 +32,18 @@ def _st_pooler(folder: Path) -> Pooler:
     for m in modules:
         if m["type"].endswith("Pooling"):
             cfg = json.loads((folder / m["path"] / "config.json").read_text())
-            if cfg.get("pooling_mode_cls_token"):
+            mode = cfg.get("pooling_mode")  # sentence-transformers >= 6 writes one mode name
+            if isinstance(mode, list):
+                mode = mode[0] if len(mode) == 1 else None
+            if mode is not None:
+                cfg = {f"pooling_mode_{mode}": True}
+            if cfg.get("pooling_mode_weightedmean") or cfg.get("pooling_mode_weightedmean_tokens"):
+                from polymodal.poolers import WeightedMeanPooler
+
+                return WeightedMeanPooler()
+            if cfg.get("pooling_mode_cls_token") or cfg.get("pooling_mode_cls"):
                 return ClsPooler()
-            if cfg.get("pooling_mode_max_tokens"):
+            if cfg.get("pooling_mode_max_tokens") or cfg.get("pooling_mode_max"):
                 return MaxPooler()
             if cfg.get("pooling_mode_lasttoken"):
                 return LastTokenPooler()

@@ -114,12 +114,21 @@ def test_export_uses_best_checkpoint_when_monitored(tmp_path, capsys):
     import torch
     from safetensors.torch import load_file
 
-    cli = main([
-        "fit", "--config", "recipes/sbert/tiny.yaml", f"--trainer.default_root_dir={tmp_path}",
-        "--trainer.limit_train_batches=6", "--trainer.val_check_interval=2", "--trainer.max_epochs=1",
-        "--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.monitor=val/spearman",
-        "--trainer.callbacks.mode=max", f"--trainer.callbacks.dirpath={tmp_path}/best",
-    ])
+    cli = main(
+        [
+            "fit",
+            "--config",
+            "recipes/sbert/tiny.yaml",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.limit_train_batches=6",
+            "--trainer.val_check_interval=2",
+            "--trainer.max_epochs=1",
+            "--trainer.callbacks+=ModelCheckpoint",
+            "--trainer.callbacks.monitor=val/spearman",
+            "--trainer.callbacks.mode=max",
+            f"--trainer.callbacks.dirpath={tmp_path}/best",
+        ]
+    )
     ckpt = cli.trainer.checkpoint_callback
     assert ckpt.monitor == "val/spearman" and ckpt.best_model_path
     assert f"exported model (best checkpoint {Path(ckpt.best_model_path).name}" in capsys.readouterr().out

@@ -1,0 +1,1 @@
+"""Multi-layer trainable pooling vs mean pooling on the same backbone and data."""

@@ -1,0 +1,57 @@
+"""The token_prepending recipe: tiny training-free validate run and the variant comparison."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from polymodal.cli import main
+from polymodal.plugins.text.decoder import DecoderTextEncoder
+from polymodal.recipes import recipe_root
+
+
+def test_tiny_validate_reports_spearman(tmp_path):
+    cli = main(["validate", "--config", "recipes/token_prepending/tiny.yaml", f"--trainer.default_root_dir={tmp_path}"])
+    enc = cli.model.encoders["shared"]
+    assert isinstance(enc, DecoderTextEncoder) and enc.token_prepending and enc.prompt is not None
+    assert -1 <= float(cli.trainer.callback_metrics["val/spearman"]) <= 1
+
+
+def test_compare_switches_variants_on_one_encoder():
+    from polymodal.recipes.token_prepending.compare import VARIANTS, compare
+
+    torch.manual_seed(0)
+    enc = DecoderTextEncoder(
+        model={
+            "model_type": "llama",
+            "vocab_size": 261,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 256,
+        },
+        tokenizer="bytes",
+        max_length=192,
+    ).eval()
+    sample = recipe_root() / "sbert" / "data" / "stsb_dev_sample.tsv.gz"
+    results = compare(enc, str(sample), limit=40, batch_size=16, tp_layers=(0, 1))
+    assert set(results) == set(VARIANTS)
+    assert len(set(results.values())) == 3  # the switches really change the embeddings
+    assert enc.token_prepending and enc._prepender is not None  # last variant left on
+
+
+@pytest.mark.slow
+def test_smollm2_compare_on_a_few_stsb_pairs(shared_data):
+    pytest.importorskip("gguf")
+    from polymodal.plugins.text.decoder import smollm2_folder
+    from polymodal.recipes.token_prepending.compare import compare
+
+    try:
+        smollm2_folder()
+    except (ImportError, FileNotFoundError) as exc:
+        pytest.skip(str(exc))
+    torch.set_num_threads(2)
+    results = compare(DecoderTextEncoder("smollm2-135m").eval(), str(shared_data / "stsb" / "sts-dev.csv.gz"), limit=60)
+    assert all(-1 <= v <= 1 for v in results.values())
