@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ from polymodal.losses import InfoNCELoss
 from polymodal.modality import Encoder, Processor
 from polymodal.model import EmbeddingModel
 from polymodal.poolers import MeanPooler, Pooler
+from polymodal.systems.schedules import with_warmup_linear_decay
 
 __all__ = ["ContrastiveSystem"]
 
@@ -161,15 +161,4 @@ class ContrastiveSystem(pl.LightningModule):
     # ------------------------------------------------------------- optimizers
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())
-        if self.warmup_ratio <= 0:
-            return optimizer
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = int(math.floor(total * self.warmup_ratio))
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            return max(0.0, (total - step) / max(1, total - warmup))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return with_warmup_linear_decay(optimizer, self.trainer.estimated_stepping_batches, self.warmup_ratio)

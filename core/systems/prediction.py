@@ -33,6 +33,7 @@ from polymodal.evaluation.correlation import pearson, spearman
 from polymodal.modality import Encoder, Processor
 from polymodal.model import EmbeddingModel
 from polymodal.poolers import MeanPooler, Pooler
+from polymodal.systems.schedules import with_warmup_linear_decay
 
 __all__ = ["PredictionSystem", "Task", "binary_metrics", "multiclass_metrics", "regression_metrics"]
 
@@ -438,15 +439,4 @@ class PredictionSystem(pl.LightningModule):
         else:
             groups = enc_params + head_params
         optimizer = self.optimizer_factory(groups)
-        if self.warmup_ratio <= 0:
-            return optimizer
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = int(math.floor(total * self.warmup_ratio))
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            return max(0.0, (total - step) / max(1, total - warmup))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return with_warmup_linear_decay(optimizer, self.trainer.estimated_stepping_batches, self.warmup_ratio)
