@@ -125,7 +125,7 @@ def test_embedding_distillation_zero_for_identical_teacher_and_learns():
     assert value.item() > 1e-3
     value.backward()
     assert all(p.grad is None for p in teacher.parameters())  # teacher frozen
-    with pytest.raises(ValueError, match="BatchLossSystem"):
+    with pytest.raises(ValueError, match="ContrastiveSystem"):
         loss([torch.zeros(2, 3)], None)
     projected = EmbeddingDistillationLoss(teacher, student_dim=16)
     assert projected.projection is not None and projected.projection.in_features == 16
@@ -254,11 +254,11 @@ def test_batch_loss_system_trains_with_cached_loss_under_lightning(tmp_path):
     import pytorch_lightning as pl
 
     from polymodal.data import TableDataModule
-    from polymodal.losses.system import BatchLossSystem
     from polymodal.recipes import recipe_root
+    from polymodal.systems import ContrastiveSystem
 
     enc = _encoder()
-    system = BatchLossSystem(encoder=enc, loss=CachedInfoNCELoss(mini_batch_size=4), warmup_ratio=0.0)
+    system = ContrastiveSystem(encoder=enc, loss=CachedInfoNCELoss(mini_batch_size=4), warmup_ratio=0.0)
     before = {n: p.detach().clone() for n, p in enc.named_parameters()}
     data = TableDataModule(
         train=str(recipe_root() / "sbert" / "data" / "stsb_train_sample.tsv.gz"),

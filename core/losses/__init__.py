@@ -23,7 +23,7 @@ from polymodal.losses.matryoshka import MatryoshkaLoss, matryoshka_loss
 from polymodal.losses.matryoshka2d import Matryoshka2DLoss
 from polymodal.losses.mining import MinedNegatives, mine_hard_negatives
 
-# BatchLossSystem (polymodal.losses.system) is not imported here: it imports the systems
+# BatchLossSystem (polymodal.losses.system, an alias of ContrastiveSystem) is not imported here: it imports the systems
 # package, which imports this one.
 
 __all__ = [

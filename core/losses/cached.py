@@ -52,7 +52,8 @@ class CachedInfoNCELoss(InfoNCELoss):
         symmetric: also classify positives against all anchors.
         gather: gather candidates across ranks under DDP.
 
-    Needs ``BatchLossSystem``; without a batch context (validation) it is plain InfoNCE.
+    Needs a system that passes a batch context (``ContrastiveSystem`` does); without one
+    (validation) it is plain InfoNCE.
 
     Example:
         >>> loss = CachedInfoNCELoss(mini_batch_size=64)

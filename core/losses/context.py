@@ -5,7 +5,7 @@ the loss only sees ``(B, D)`` tensors. Some objectives need more: the cached (Gr
 loss must run the encoder itself in mini-batches, 2D Matryoshka needs per-layer features,
 embedding distillation needs the processed inputs for its teacher. Such losses set
 ``uses_context = True`` and implement ``loss_from_context(context)``;
-:class:`~polymodal.losses.system.BatchLossSystem` calls it during training.
+:class:`~polymodal.systems.contrastive.ContrastiveSystem` calls it during training.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ class EmbeddingDistillationLoss(nn.Module):
             differs from the teacher's).
         check_processor: verify at the first step that the student's token ids fit the teacher's vocabulary.
 
-    Needs ``BatchLossSystem`` (the teacher must see the inputs).
+    Needs a system that passes a batch context (``ContrastiveSystem`` does) (the teacher must see the inputs).
     """
 
     uses_context = True
@@ -82,7 +82,7 @@ class EmbeddingDistillationLoss(nn.Module):
     def forward(self, embeddings: Sequence[Tensor], target: Tensor | None = None) -> Tensor:
         raise ValueError(
             "EmbeddingDistillationLoss needs the batch inputs for its teacher: use "
-            "class_path: polymodal.losses.system.BatchLossSystem"
+            "class_path: ContrastiveSystem (which calls loss_from_context)"
         )
 
     def _check(self, context: BatchContext) -> None:

@@ -64,8 +64,9 @@ def layer_kl_loss(layer_emb: Tensor, final_emb: Tensor, temperature: float) -> T
 
 
 class Matryoshka2DLoss(nn.Module):
-    """2DMSE around any polymodal loss. Needs ``BatchLossSystem`` and an encoder that returns
-    ``hidden_states`` (e.g. ``TextEncoder(hidden_states=True)``).
+    """2DMSE around any polymodal loss. Needs a system that passes a batch context
+    (``ContrastiveSystem`` does) and an encoder that returns ``hidden_states``
+    (e.g. ``TextEncoder(hidden_states=True)``).
 
     Args:
         loss: inner loss (CoSENT, InfoNCE, ...).

@@ -13,7 +13,9 @@ from torch import Tensor, nn
 
 from polymodal.distributed import gather_concat
 from polymodal.evaluation.correlation import pearson, spearman
+from polymodal.features import Features
 from polymodal.losses import InfoNCELoss
+from polymodal.losses.context import BatchContext
 from polymodal.modality import Encoder, Processor
 from polymodal.model import EmbeddingModel
 from polymodal.poolers import MeanPooler, Pooler
@@ -110,7 +112,27 @@ class ContrastiveSystem(pl.LightningModule):
         columns = self._columns or [str(i) for i in range(len(batch["inputs"]))]
         return [self.embed(x, c) for x, c in zip(batch["inputs"], columns)]
 
+    def batch_context(self, batch: dict[str, Any]) -> BatchContext:
+        """What a loss that drives the forward pass itself needs (GradCache, 2DMSE, distillation)."""
+        columns = self._columns or [str(i) for i in range(len(batch["inputs"]))]
+
+        def encode(inputs: dict[str, Tensor], j: int) -> Features:
+            return self.encoder_for(columns[j])(inputs)
+
+        def pool(features: Features) -> Tensor:
+            emb = self.pooler(features)  # (B, D)
+            return F.normalize(emb, dim=-1) if self.normalize else emb
+
+        return BatchContext(inputs=list(batch["inputs"]), target=batch["target"], encode=encode, pool=pool)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        if getattr(self.loss_fn, "uses_context", False):
+            # Losses with uses_context=True (CachedInfoNCELoss, Matryoshka2DLoss, EmbeddingDistillationLoss)
+            # run the encoders themselves; validation still uses the plain loss(embeddings, target) path.
+            loss = self.loss_fn.loss_from_context(self.batch_context(batch))
+            B = int(next(iter(batch["inputs"][0].values())).shape[0])
+            self.log("train/loss", loss.detach(), prog_bar=True, batch_size=B)
+            return loss
         embeddings = self._embeddings(batch)
         loss = self.loss_fn(embeddings, batch["target"])
         self.log("train/loss", loss, prog_bar=True, batch_size=embeddings[0].shape[0])

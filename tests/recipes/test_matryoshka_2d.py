@@ -8,14 +8,14 @@ import yaml
 import polymodal
 from polymodal.cli import main
 from polymodal.losses import Matryoshka2DLoss
-from polymodal.losses.system import BatchLossSystem
 from polymodal.recipes import recipe_root
+from polymodal.systems import ContrastiveSystem
 
 
 def test_tiny_fit_exports_and_evaluates_every_layer_dim(tmp_path, capsys):
     cli = main(["fit", "--config", "recipes/matryoshka_2d/tiny.yaml", f"--trainer.default_root_dir={tmp_path}"])
     assert cli.trainer.state.finished
-    assert isinstance(cli.model, BatchLossSystem) and isinstance(cli.model.loss_fn, Matryoshka2DLoss)
+    assert isinstance(cli.model, ContrastiveSystem) and isinstance(cli.model.loss_fn, Matryoshka2DLoss)
     assert cli.model.loss_fn.layer_weighting == "uniform"
     assert np.isfinite(float(cli.trainer.callback_metrics["train/loss"]))
     model = polymodal.load(tmp_path / "model")
