@@ -50,11 +50,11 @@ def _lightning(args: list[str] | None) -> Any:
     from pytorch_lightning.cli import LightningCLI
 
     import polymodal.callbacks  # noqa: F401 - short names for callbacks
+    import polymodal.checkpoint  # noqa: F401 - the default checkpoint IO
     import polymodal.data  # noqa: F401 - short names for data modules
     import polymodal.losses  # noqa: F401
     import polymodal.poolers  # noqa: F401
     import polymodal.systems  # noqa: F401
-    from polymodal.checkpoint import AtomicCheckpointIO
 
     return LightningCLI(
         pl.LightningModule,
@@ -65,7 +65,7 @@ def _lightning(args: list[str] | None) -> Any:
         parser_kwargs={"prog": "polymodal"},
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
-        trainer_defaults={"plugins": [AtomicCheckpointIO()]},
+        trainer_defaults={"plugins": [{"class_path": "polymodal.checkpoint.AtomicCheckpointIO"}]},
     )
 
 

@@ -150,3 +150,21 @@ def test_truncated_checkpoint_gives_clear_error(tmp_path):
         AtomicCheckpointIO().load_checkpoint(path)
     with pytest.raises(FileNotFoundError, match="checkpoint not found: .*nope.ckpt"):
         AtomicCheckpointIO().load_checkpoint(tmp_path / "nope.ckpt")
+
+
+def test_cli_uses_atomic_checkpoint_io_by_default(tmp_path):
+    from polymodal.cli import main
+
+    cli = main(
+        [
+            "fit",
+            "--config",
+            "recipes/sbert/tiny.yaml",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.limit_train_batches=1",
+            "--trainer.limit_val_batches=1",
+        ]
+    )
+    assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    ckpt = next((tmp_path / "checkpoints").glob("*.ckpt"))
+    assert AtomicCheckpointIO().load_checkpoint(ckpt)["global_step"] == 1
