@@ -2,10 +2,11 @@
 
 Each measurement runs in a fresh subprocess and reports its own peak RSS. Ours streams
 length-sorted chunks into a memory-mapped ``.npy``; the naive baseline embeds everything into
-one array (what ``SentenceTransformer.encode`` does) and then saves it. A tiny random BERT is
-used so the model itself does not dominate the footprint (the data path is what scales).
+one array (what ``SentenceTransformer.encode`` does) and then saves it. A one-layer random BERT
+of MiniLM's width (384) is used so the model is cheap but the output rows are as large as
+MiniLM's (the data path is what scales).
 
-    python benchmarks/encode_memory.py [--sizes 10000 30000 100000]
+    python benchmarks/encode_memory.py [--sizes 10000 30000 100000] [--width 384]
 
 Prints RSS per N for both, and ``ratio: X`` = naive peak RSS / ours at the largest N.
 """
@@ -38,6 +39,7 @@ print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss /
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
+    parser.add_argument("--width", type=int, default=384, help="embedding width (MiniLM: 384)")
     args = parser.parse_args()
 
     import pandas as pd

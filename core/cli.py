@@ -155,13 +155,17 @@ def _cmd_encode(ns: argparse.Namespace) -> int:
     del df
     from polymodal.io import atomic_path
 
-    # Stream chunks into a memory-mapped .npy: memory stays flat whatever the number of rows.
-    with atomic_path(ns.output) as tmp:
-        emb = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(values), model.dim))
-        for start, chunk in model.iter_encode(values, ns.batch_size, ns.normalize or None, show_progress_bar=True):
-            emb[start : start + chunk.shape[0]] = chunk.numpy()
-        emb.flush()
-        del emb
+    # Stream chunks straight into the .npy file (header first, then rows in order): neither the
+    # embeddings nor a memory map of them stay resident, so memory is flat in the number of rows.
+    with atomic_path(ns.output) as tmp, open(tmp, "wb") as fh:
+        header = {
+            "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+            "fortran_order": False,
+            "shape": (len(values), model.dim),
+        }
+        np.lib.format.write_array_header_2_0(fh, header)
+        for _, chunk in model.iter_encode(values, ns.batch_size, ns.normalize or None, show_progress_bar=True):
+            fh.write(chunk.numpy().astype(np.float32, copy=False).tobytes())
     emb = np.load(ns.output, mmap_mode="r")
     print(f"wrote {emb.shape[0]} x {emb.shape[1]} embeddings to {ns.output}")
     return 0

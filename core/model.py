@@ -133,7 +133,7 @@ class EmbeddingModel(nn.Module):
         Items are sorted by length so batches carry little padding, then returned in input
         order. Runs under ``torch.inference_mode``. Extra keyword arguments are accepted and
         ignored so MTEB-style callers work. For outputs larger than memory, write the chunks of
-        :meth:`iter_encode` to disk (``polymodal encode`` does, into a memory-mapped ``.npy``).
+        :meth:`iter_encode` to disk (``polymodal encode`` streams them into a ``.npy``).
 
         Args:
             values: raw values (e.g. strings for text).
