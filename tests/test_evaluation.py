@@ -22,16 +22,9 @@ from polymodal.evaluation import (
 from polymodal.model import EmbeddingModel
 from polymodal.plugins.text import TextEncoder
 from polymodal.poolers import MeanPooler
+from tests.helpers import TINY_BERT as BASE_TINY_BERT
 
-TINY_BERT = {
-    "model_type": "bert",
-    "vocab_size": 261,
-    "hidden_size": 32,
-    "num_hidden_layers": 3,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "max_position_embeddings": 128,
-}
+TINY_BERT = dict(BASE_TINY_BERT, max_position_embeddings=128, num_hidden_layers=3)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from polymodal.losses.context import BatchContext
 from polymodal.modality import Encoder, Processor
 from polymodal.model import EmbeddingModel
 from polymodal.poolers import MeanPooler, Pooler
+from polymodal.systems.routing import route_encoder
 from polymodal.systems.schedules import with_warmup_linear_decay
 
 __all__ = ["ContrastiveSystem"]
@@ -84,14 +85,7 @@ class ContrastiveSystem(pl.LightningModule):
 
     # ---------------------------------------------------------------- routing
     def encoder_for(self, column: str) -> Encoder:
-        if "shared" in self.encoders and len(self.encoders) == 1:
-            return self.encoders["shared"]  # type: ignore[return-value]
-        key = self.routes.get(column, column)
-        if key not in self.encoders:
-            raise KeyError(
-                f"no encoder for input column {column!r}: add it to routes (encoders: {sorted(self.encoders)})"
-            )
-        return self.encoders[key]  # type: ignore[return-value]
+        return route_encoder(self.encoders, self.routes, column)
 
     def processors_for(self, columns: Sequence[str]) -> list[Processor]:
         """One processor per input column (the data module's collate uses them)."""

@@ -33,6 +33,7 @@ from polymodal.evaluation.correlation import pearson, spearman
 from polymodal.modality import Encoder, Processor
 from polymodal.model import EmbeddingModel
 from polymodal.poolers import MeanPooler, Pooler
+from polymodal.systems.routing import route_encoder
 from polymodal.systems.schedules import with_warmup_linear_decay
 
 __all__ = ["PredictionSystem", "Task", "binary_metrics", "multiclass_metrics", "regression_metrics"]
@@ -245,14 +246,7 @@ class PredictionSystem(pl.LightningModule):
 
     # ---------------------------------------------------------------- routing
     def encoder_for(self, column: str) -> Encoder:
-        if self.shared:
-            return self.encoders["shared"]  # type: ignore[return-value]
-        key = self.routes.get(column, column)
-        if key not in self.encoders:
-            raise KeyError(
-                f"no encoder for input column {column!r}: add it to routes (encoders: {sorted(self.encoders)})"
-            )
-        return self.encoders[key]  # type: ignore[return-value]
+        return route_encoder(self.encoders, self.routes, column)
 
     def _ordered_columns(self, columns: Sequence[str]) -> list[str]:
         if self.shared:

@@ -9,19 +9,12 @@ import torch
 from polymodal.model import EmbeddingModel
 from polymodal.plugins.text import TextEncoder
 from polymodal.poolers import ClsPooler, MeanPooler
+from tests.helpers import TINY_BERT as BASE_TINY_BERT
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-TINY_BERT = {
-    "model_type": "bert",
-    "vocab_size": 261,
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "max_position_embeddings": 128,
-}
+TINY_BERT = dict(BASE_TINY_BERT, max_position_embeddings=128)
 TEXTS = ["hello", "a much longer sentence than the first one", "mid size text", "x", "ünï ☃"]
 
 

@@ -19,18 +19,11 @@ from polymodal.poolers import (
     MultiLayerAttentionPooler,
     WeightedMeanPooler,
 )
+from tests.helpers import TINY_BERT as BASE_TINY_BERT
 
 st = pytest.importorskip("sentence_transformers")
 
-TINY_BERT = {
-    "model_type": "bert",
-    "vocab_size": 261,
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "max_position_embeddings": 128,
-}
+TINY_BERT = dict(BASE_TINY_BERT, max_position_embeddings=128)
 TEXTS = ["hello world", "a", "ünïcode ☃ text that is a little longer than the others", ""]
 
 
