@@ -14,7 +14,6 @@ switches that make causal LMs good embedders:
 from __future__ import annotations
 
 import importlib.util
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -231,21 +230,12 @@ class DecoderTextEncoder(TextEncoder):
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], directory: Path) -> DecoderTextEncoder:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            enc = cls(
-                model=str(directory),
-                tokenizer=str(directory / "tokenizer.json"),
-                pretrained=False,
-                max_length=config["max_length"],
-                hidden_states=config.get("hidden_states", False),
-                attn_implementation=config.get("attn_implementation", "sdpa"),
-                dtype=config.get("dtype", "float32"),
-                prompt=config.get("prompt"),
-                token_prepending=config.get("token_prepending", False),
-                tp_layers=tuple(config.get("tp_layers", (0, 7))),
-                bidirectional=config.get("bidirectional", False),
-            )
-        enc._processor.pad_id = int(config.get("pad_id", enc._processor.pad_id))
-        return enc
+    def _init_kwargs(cls, config: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **super()._init_kwargs(config),
+            "dtype": config.get("dtype", "float32"),
+            "prompt": config.get("prompt"),
+            "token_prepending": config.get("token_prepending", False),
+            "tp_layers": tuple(config.get("tp_layers", (0, 7))),
+            "bidirectional": config.get("bidirectional", False),
+        }

@@ -150,6 +150,15 @@ class TextEncoder(Encoder):
         self._processor.tokenizer.save(str(directory / "tokenizer.json"))
 
     @classmethod
+    def _init_kwargs(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """Constructor arguments recorded in ``config`` (subclasses add theirs)."""
+        return {
+            "max_length": config["max_length"],
+            "hidden_states": config.get("hidden_states", False),
+            "attn_implementation": config.get("attn_implementation", "sdpa"),
+        }
+
+    @classmethod
     def from_config(cls, config: dict[str, Any], directory: Path) -> TextEncoder:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -157,9 +166,7 @@ class TextEncoder(Encoder):
                 model=str(directory),
                 tokenizer=str(directory / "tokenizer.json"),
                 pretrained=False,
-                max_length=config["max_length"],
-                hidden_states=config.get("hidden_states", False),
-                attn_implementation=config.get("attn_implementation", "sdpa"),
+                **cls._init_kwargs(config),
             )
         enc._processor.pad_id = int(config.get("pad_id", enc._processor.pad_id))
         return enc
