@@ -54,13 +54,13 @@ def main() -> None:
     tiny = {
         "model_type": "bert",
         "vocab_size": 261,
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "intermediate_size": 64,
-        "max_position_embeddings": 256,
+        "hidden_size": args.width,
+        "num_hidden_layers": 1,
+        "num_attention_heads": max(1, args.width // 64),
+        "intermediate_size": args.width,
+        "max_position_embeddings": 64,
     }
-    EmbeddingModel(TextEncoder(model=tiny, tokenizer="bytes", max_length=128)).save(work / "model")
+    EmbeddingModel(TextEncoder(model=tiny, tokenizer="bytes", max_length=32)).save(work / "model")
     df = read_table("package://sbert/data/stsb_train_sample.tsv.gz")
     base = df["sentence1"].tolist() + df["sentence2"].tolist()
     results: dict[str, dict[int, float]] = {"ours": {}, "naive": {}}

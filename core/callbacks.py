@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-__all__ = ["ExportModel", "StepSeeder"]
+from polymodal.io import resolve_path
+
+__all__ = ["ExportModel", "LoadEncoderWeights", "StepSeeder", "StepTimer"]
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +31,9 @@ class ExportModel(pl.Callback):
         self.best = best
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not hasattr(pl_module, "embedding_model"):
-            raise TypeError(f"ExportModel needs a system with embedding_model(), got {type(pl_module).__name__}")
+        if not hasattr(pl_module, "embedding_model") and not hasattr(pl_module, "inference_model"):
+            name = type(pl_module).__name__
+            raise TypeError(f"ExportModel needs a system with embedding_model() or inference_model(), got {name}")
         which = "last step"
         ckpt = trainer.checkpoint_callback
         best_path = getattr(ckpt, "best_model_path", "") if self.best and getattr(ckpt, "monitor", None) else ""
@@ -42,7 +45,8 @@ class ExportModel(pl.Callback):
             which = f"best checkpoint {Path(best_path).name} ({ckpt.monitor}={float(ckpt.best_model_score):.4f})"
         if trainer.is_global_zero:
             target = Path(self.dirpath or Path(trainer.default_root_dir) / "model")
-            pl_module.embedding_model(self.column).save(target)
+            export = getattr(pl_module, "inference_model", None) or pl_module.embedding_model
+            export(self.column).save(target)
             log.info("exported model (%s) to %s", which, target)
             print(f"polymodal: exported model ({which}) to {target}")
 
@@ -68,3 +72,100 @@ class StepSeeder(pl.Callback):
 
         base = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
         torch.manual_seed((base * 1_000_003 + trainer.global_step) % (2**63 - 1))
+
+
+class LoadEncoderWeights(pl.Callback):
+    """At the start of fitting, load the encoder weights of a model saved by ``ExportModel``
+    (``polymodal.load`` format) into the system's encoder(s); optimizer and step start fresh.
+
+    Args:
+        path: the exported model folder (``.../model``).
+        strict: every encoder weight must match (names and shapes).
+
+    When the fit resumes from a checkpoint (``--ckpt_path``), nothing is loaded: the
+    checkpoint's weights win.
+    """
+
+    def __init__(self, path: str, strict: bool = True) -> None:
+        self.path = path
+        self.strict = strict
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from safetensors.torch import load_file
+
+        if getattr(trainer, "ckpt_path", None):  # resuming: the checkpoint already holds the (further trained) weights
+            return
+
+        folder = resolve_path(self.path, what="exported model folder")
+        weights = load_file(str(Path(folder) / "model.safetensors"))
+        state = {k[len("encoder.") :]: v for k, v in weights.items() if k.startswith("encoder.")}
+        if not state:
+            raise ValueError(f"{folder}: model.safetensors holds no encoder.* weights")
+        encoders = getattr(pl_module, "encoders", None)
+        if encoders is None or len(encoders) != 1:
+            raise ValueError("LoadEncoderWeights needs a system with exactly one encoder")
+        encoder = next(iter(encoders.values()))
+        missing, unexpected = encoder.load_state_dict(state, strict=self.strict)
+        print(f"polymodal: loaded {len(state)} encoder tensors from {folder}")
+        if missing or unexpected:
+            print(f"polymodal: missing {missing}, unexpected {unexpected}")
+
+
+class StepTimer(pl.Callback):
+    """Measure training throughput: wall time of every optimizer step (device synchronised).
+
+    After fitting it prints steady-state steps/s and samples/s (the first ``skip`` steps, which
+    include compilation and allocator warm-up, are left out) and keeps them in :attr:`summary`.
+
+    Args:
+        skip: warm-up steps left out of the figures.
+    """
+
+    def __init__(self, skip: int = 10) -> None:
+        self.skip = skip
+        self.times: list[float] = []
+        self.sizes: list[int] = []
+        self.summary: dict[str, float] = {}
+        self._start = 0.0
+
+    @staticmethod
+    def _sync(pl_module: pl.LightningModule) -> None:
+        import torch
+
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
+        import time
+
+        self._sync(pl_module)
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
+        import time
+
+        self._sync(pl_module)
+        self.times.append(time.perf_counter() - self._start)
+        inputs = batch["inputs"] if isinstance(batch, dict) and "inputs" in batch else None
+        size = 0
+        if inputs:
+            first = next(iter(inputs[0].values()))
+            size = len(first)
+        self.sizes.append(size)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        times, sizes = self.times[self.skip :], self.sizes[self.skip :]
+        if not times:
+            return
+        total = sum(times)
+        self.summary = {
+            "steps": float(len(times)),
+            "steps_per_s": len(times) / total,
+            "samples_per_s": sum(sizes) / total,
+            "ms_per_step": 1000 * total / len(times),
+        }
+        if trainer.is_global_zero:
+            print(
+                f"polymodal: {len(times)} timed steps: {self.summary['steps_per_s']:.2f} steps/s, "
+                f"{self.summary['samples_per_s']:.1f} samples/s, {self.summary['ms_per_step']:.1f} ms/step"
+            )

@@ -169,12 +169,19 @@ class EmbeddingModel(nn.Module):
             "pooler": pooler_config(self.pooler),
             "normalize": self.normalize,
         }
+        if type(self) is not EmbeddingModel:  # a subclass (e.g. a cross-encoder) and its extra arguments
+            config["model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+            config["model_args"] = self.model_args()
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         with atomic_path(directory / WEIGHTS_NAME) as tmp:
             save_file(_untie(state), str(tmp), metadata={"format": "pt", "polymodal": str(FORMAT_VERSION)})
         with atomic_path(directory / CONFIG_NAME) as tmp:
             tmp.write_text(json.dumps(config, indent=2))
         return directory
+
+    def model_args(self) -> dict[str, Any]:
+        """Extra constructor arguments a subclass saves in its config (JSON values)."""
+        return {}
 
     @classmethod
     def from_folder(cls, path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> EmbeddingModel:
@@ -192,9 +199,19 @@ class EmbeddingModel(nn.Module):
             raise ValueError(f"{config_path}: invalid JSON: {exc}") from None
         if config.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{config_path}: format_version {config.get('format_version')} not supported")
+        model_cls = cls
+        if config.get("model_class"):
+            model_cls = _model_class(config["model_class"], config_path)
+            if not issubclass(model_cls, cls):
+                raise TypeError(f"{config_path}: holds a {config['model_class']}, not a {cls.__qualname__}")
         enc_cls = encoder_class(config["encoder"]["class"])
         encoder = enc_cls.from_config(config["encoder"]["config"], directory / "encoder")
-        model = cls(encoder, pooler_from_config(config["pooler"]), bool(config.get("normalize", False)))
+        model = model_cls(
+            encoder,
+            pooler_from_config(config["pooler"]),
+            bool(config.get("normalize", False)),
+            **dict(config.get("model_args") or {}),
+        )
         weights = directory / WEIGHTS_NAME
         try:
             state = load_file(str(weights), device=str(map_location))
@@ -232,6 +249,20 @@ def _is_tied(model: nn.Module, name: str) -> bool:
         return False
     ptr = params[name].data_ptr()
     return any(p.data_ptr() == ptr for n, p in params.items() if n != name)
+
+
+def _model_class(path: str, config_path: Path) -> type[EmbeddingModel]:
+    """Import the saved model class (an :class:`EmbeddingModel` subclass, nothing else)."""
+    import importlib
+
+    module, _, name = path.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"{config_path}: model_class {path!r} cannot be imported ({exc})") from None
+    if not (isinstance(found, type) and issubclass(found, EmbeddingModel)):
+        raise TypeError(f"{config_path}: model_class {path!r} is not a polymodal EmbeddingModel")
+    return found
 
 
 def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> EmbeddingModel:

@@ -104,3 +104,23 @@ def test_infinite_target_is_rejected(tmp_path, frame):
 def test_datamodule_requires_inputs():
     with pytest.raises(ValueError, match="needs inputs"):
         TableDataModule(train="x.csv")
+
+
+def test_iter_table_streams_chunks_with_file_row_numbers(tmp_path):
+    import pandas as pd
+
+    from polymodal.data import iter_table
+
+    df = pd.DataFrame({"a": range(11), "b": [f"t{i}" for i in range(11)]})
+    df.to_csv(tmp_path / "t.csv.gz", index=False)
+    df.to_json(tmp_path / "t.json", orient="records")
+    for name in ("t.csv.gz", "t.json"):
+        chunks = list(iter_table(tmp_path / name, columns=["b"], chunk_rows=4))
+        assert [len(c) for c in chunks] == [4, 4, 3]
+        assert list(chunks[2].index) == [8, 9, 10] and list(chunks[2].columns) == ["b"]
+        assert pd.concat(chunks)["b"].tolist() == df["b"].tolist()
+    (tmp_path / "bad.csv").write_text('a,b\n1,"x\n2,y\n' + "3,z\n" * 5)
+    with pytest.raises(ValueError, match=r"bad\.csv: cannot parse"):
+        list(iter_table(tmp_path / "bad.csv", chunk_rows=2))
+    with pytest.raises(ValueError, match="chunk_rows must be >= 1"):
+        list(iter_table(tmp_path / "t.json", chunk_rows=0))

@@ -121,6 +121,8 @@ class TableDataModule(pl.LightningDataModule):
         seed: shuffling seed; the order of epoch ``e`` depends only on ``(seed, e)``, so resumed
             runs replay the same batches. Default: the ``PL_GLOBAL_SEED`` set by
             ``seed_everything`` (0 when unset).
+        eval_target: the val/test target column when it differs from the training one (e.g.
+            a student trained on teacher scores, validated on gold scores).
     """
 
     def __init__(
@@ -140,6 +142,7 @@ class TableDataModule(pl.LightningDataModule):
         max_rows: int | None = None,
         drop_last: bool = False,
         seed: int | None = None,
+        eval_target: str | None = None,
     ) -> None:
         super().__init__()
         if not inputs:
@@ -149,6 +152,7 @@ class TableDataModule(pl.LightningDataModule):
         self.paths = {"train": train, "val": val, "test": test, "predict": predict}
         self.inputs = list(inputs)
         self.target = target
+        self.eval_target = eval_target
         self.layout = layout
         self.read_options = dict(read_options or {})
         self.batch_size = batch_size
@@ -187,7 +191,8 @@ class TableDataModule(pl.LightningDataModule):
         if path is None:
             raise ValueError(f"no {split} data: set data.{split} (a table path)")
         df = read_table(path, layout=self.layout, **self.read_options)
-        wanted = self.inputs + ([self.target] if self.target and split != "predict" else [])
+        target_col = self.eval_target if split in ("val", "test") and self.eval_target else self.target
+        wanted = self.inputs + ([target_col] if target_col and split != "predict" else [])
         check_columns(df, wanted, path)
         if self.max_rows is not None:
             df = df.iloc[: self.max_rows]
@@ -207,8 +212,8 @@ class TableDataModule(pl.LightningDataModule):
                     bad.append((i, col, reason))
             columns.append(values)
         target = None
-        if self.target and split != "predict":
-            raw = df[self.target].tolist()
+        if target_col and split != "predict":
+            raw = df[target_col].tolist()
             target = []
             for i, v in enumerate(raw):
                 try:
@@ -216,7 +221,7 @@ class TableDataModule(pl.LightningDataModule):
                     if not math.isfinite(f):
                         raise ValueError
                 except (TypeError, ValueError):
-                    bad.append((i, self.target, f"not a finite number: {v!r:.40}"))
+                    bad.append((i, target_col, f"not a finite number: {v!r:.40}"))
                     f = float("nan")
                 target.append(f)
         rows: list[int] | None = None
@@ -289,7 +294,7 @@ class TableDataModule(pl.LightningDataModule):
 
     def transfer_batch_to_device(self, batch: dict[str, Any], device: torch.device, dataloader_idx: int) -> Any:
         return {
-            "inputs": [{k: v.to(device) for k, v in x.items()} for x in batch["inputs"]],
+            "inputs": [{k: v.to(device) if hasattr(v, "to") else v for k, v in x.items()} for x in batch["inputs"]],
             "target": None if batch["target"] is None else batch["target"].to(device),
         }
 

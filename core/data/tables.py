@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from polymodal.io import resolve_path
 
-__all__ = ["LAYOUTS", "check_columns", "read_table"]
+__all__ = ["LAYOUTS", "check_columns", "iter_table", "read_table"]
 
 #: Named layouts for well-known files that have no header.
 LAYOUTS: dict[str, dict[str, Any]] = {
@@ -58,6 +58,53 @@ def _suffixes(path: Path) -> list[str]:
     return s[:-1] if s and s[-1] in {".gz", ".bz2", ".xz", ".zst"} else s
 
 
+def _resolve_options(path, layout, read_options):
+    p = resolve_path(path, what="data file")
+    if p.is_dir():
+        raise IsADirectoryError(f"data file is a directory: {p}")
+    layout = layout or detect_layout(p)
+    options: dict[str, Any] = {}
+    if layout is not None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+        options.update(LAYOUTS[layout])
+    options.update(read_options)
+    ext = _suffixes(p)
+    kind = ext[-1] if ext else ""
+    structured = {".parquet", ".jsonl", ".ndjson", ".json"}
+    if kind not in structured | {".csv", ".tsv", ".txt"} and layout is None:
+        raise ValueError(
+            f"{p}: unknown table format {''.join(p.suffixes) or '(no extension)'}; "
+            "use .csv, .tsv, .jsonl, .json or .parquet (optionally .gz)"
+        )
+    if kind not in structured:  # csv/tsv/txt, or a named layout on any other extension
+        options.setdefault("sep", "\t" if kind == ".tsv" else ",")
+        kind = ".csv"
+    return p, kind, options
+
+
+class _ReadErrors:
+    """Turn the many exceptions of pandas/pyarrow readers into one-line errors naming the file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        p = self.path
+        if exc is None or isinstance(exc, (FileNotFoundError, GeneratorExit, KeyboardInterrupt)):
+            return False
+        if isinstance(exc, (UnicodeDecodeError, EOFError, OSError)):
+            raise ValueError(f"{p}: cannot read ({type(exc).__name__}: {exc})") from None
+        if isinstance(exc, (ValueError, KeyError)) and str(p) in str(exc):
+            return False
+        if isinstance(exc, Exception):  # pandas.errors.ParserError and friends
+            raise ValueError(f"{p}: cannot parse: {exc}") from None
+        return False
+
+
 def read_table(
     path: str | os.PathLike[str],
     layout: str | None = None,
@@ -74,44 +121,67 @@ def read_table(
         ValueError: the file cannot be parsed (naming it, with the parser's row if known).
     """
     pd = _pandas()
-    p = resolve_path(path, what="data file")
-    if p.is_dir():
-        raise IsADirectoryError(f"data file is a directory: {p}")
-    layout = layout or detect_layout(p)
-    options: dict[str, Any] = {}
-    if layout is not None:
-        if layout not in LAYOUTS:
-            raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
-        options.update(LAYOUTS[layout])
-    options.update(read_options)
-    ext = _suffixes(p)
-    kind = ext[-1] if ext else ""
-    try:
+    p, kind, options = _resolve_options(path, layout, read_options)
+    with _ReadErrors(p):
         if kind == ".parquet":
-            df = pd.read_parquet(p, **options)
+            return pd.read_parquet(p, **options)
+        if kind in {".jsonl", ".ndjson"}:
+            return pd.read_json(p, lines=True, **options)
+        if kind == ".json":
+            return pd.read_json(p, **options)
+        return pd.read_csv(p, **options)
+
+
+def iter_table(
+    path: str | os.PathLike[str],
+    layout: str | None = None,
+    columns: Sequence[str] | None = None,
+    chunk_rows: int = 8192,
+    **read_options: Any,
+) -> Iterator[Any]:
+    """Read a table as consecutive DataFrames of at most ``chunk_rows`` rows (bounded memory).
+
+    Same formats, layouts and errors as :func:`read_table`; each chunk keeps the file's row
+    numbers as its index, so errors can name the row. ``columns`` (checked against the first
+    chunk, error naming the file and the available columns) restricts what is kept in memory.
+    A plain ``.json`` array cannot be streamed and is read whole, then sliced.
+    """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    pd = _pandas()
+    p, kind, options = _resolve_options(path, layout, read_options)
+    wanted = list(columns) if columns is not None else None
+    with _ReadErrors(p):
+        if kind == ".parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(p)
+            if wanted is not None:
+                check_columns(pd.DataFrame(columns=pf.schema_arrow.names), wanted, p)
+            chunks = (b.to_pandas() for b in pf.iter_batches(batch_size=chunk_rows, columns=wanted))
         elif kind in {".jsonl", ".ndjson"}:
-            df = pd.read_json(p, lines=True, **options)
+            chunks = pd.read_json(p, lines=True, chunksize=chunk_rows, **options)
         elif kind == ".json":
             df = pd.read_json(p, **options)
-        elif kind in {".csv", ".tsv", ".txt"} or layout is not None:
-            options.setdefault("sep", "\t" if kind == ".tsv" else ",")
-            df = pd.read_csv(p, **options)
+            chunks = (df.iloc[i : i + chunk_rows] for i in range(0, max(len(df), 1), chunk_rows))
         else:
-            raise ValueError(
-                f"{p}: unknown table format {''.join(p.suffixes) or '(no extension)'}; "
-                "use .csv, .tsv, .jsonl, .json or .parquet (optionally .gz)"
-            )
-    except (UnicodeDecodeError, EOFError, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ValueError(f"{p}: cannot read ({type(exc).__name__}: {exc})") from None
-    except ValueError as exc:
-        if str(p) in str(exc):
-            raise
-        raise ValueError(f"{p}: cannot parse: {exc}") from None
-    except Exception as exc:  # pandas.errors.ParserError and friends
-        raise ValueError(f"{p}: cannot parse: {exc}") from None
-    return df
+            chunks = pd.read_csv(p, chunksize=chunk_rows, **options)
+    start = 0
+    first = True
+    while True:
+        with _ReadErrors(p):
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+        if first and wanted is not None:
+            check_columns(chunk, wanted, p)
+        first = False
+        if wanted is not None:
+            chunk = chunk[wanted]
+        chunk.index = range(start, start + len(chunk))
+        start += len(chunk)
+        yield chunk
 
 
 def check_columns(df, columns: Sequence[str], path: str | os.PathLike[str]) -> None:

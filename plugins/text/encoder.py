@@ -127,11 +127,13 @@ class TextEncoder(Encoder):
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Features:
         mask = inputs["attention_mask"]
+        extra = {"token_type_ids": inputs["token_type_ids"]} if "token_type_ids" in inputs else {}  # sentence pairs
         out = self.model(
             input_ids=inputs["input_ids"],
             attention_mask=mask,
             output_hidden_states=self.hidden_states,
             return_dict=True,
+            **extra,
         )
         hidden = tuple(out.hidden_states) if self.hidden_states else None
         return Features(sequence=out.last_hidden_state, mask=mask.bool(), hidden_states=hidden)
