@@ -124,3 +124,30 @@ def test_iter_table_streams_chunks_with_file_row_numbers(tmp_path):
         list(iter_table(tmp_path / "bad.csv", chunk_rows=2))
     with pytest.raises(ValueError, match="chunk_rows must be >= 1"):
         list(iter_table(tmp_path / "t.json", chunk_rows=0))
+
+
+def test_stratified_training_batches_for_a_continuous_target(tmp_path):
+    import pandas as pd
+
+    from polymodal.data import TableDataModule
+    from polymodal.plugins.glyph import CodepointTokenizer, GlyphProcessor
+
+    pd.DataFrame({"text": [f"t{i}" for i in range(40)], "y": [float(i) for i in range(40)]}).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+
+    def batches(**kw):
+        dm = TableDataModule(train=str(tmp_path / "t.csv"), inputs=["text"], target="y", batch_size=8, **kw)
+        dm.set_processors([GlyphProcessor(CodepointTokenizer())])
+        return [sorted(int(v) // 10 for v in b["target"].tolist()) for b in dm.train_dataloader()]
+
+    assert batches(stratify_bins=4) == [[0, 0, 1, 1, 2, 2, 3, 3]] * 5  # every batch holds each quartile twice
+    plain = batches()
+    assert sorted(sum(plain, [])) == sorted(sum(batches(stratify_bins=4), []))  # same rows, other order
+    assert plain != [[0, 0, 1, 1, 2, 2, 3, 3]] * 5
+    with pytest.raises(ValueError, match="stratify_bins must be >= 2"):
+        TableDataModule(train="x.csv", inputs=["text"], stratify_bins=1)
+    dm = TableDataModule(train=str(tmp_path / "t.csv"), inputs=["text"], batch_size=8, stratify_bins=4)
+    dm.set_processors([GlyphProcessor(CodepointTokenizer())])
+    with pytest.raises(ValueError, match="needs a target column"):
+        dm.train_dataloader()

@@ -123,6 +123,13 @@ class TableDataModule(pl.LightningDataModule):
             ``seed_everything`` (0 when unset).
         eval_target: the val/test target column when it differs from the training one (e.g.
             a student trained on teacher scores, validated on gold scores).
+        stratify_bins: stratified sampling for a continuous target: bin the training target
+            into this many quantile bins and draw every epoch so that consecutive batches hold
+            the bins in proportion (see :mod:`polymodal.data.stratified`).
+        stratify_mode: ``"stratified"`` (proportional; a permutation of all rows) or
+            ``"balanced"`` (bins drawn with weight ``count ** stratify_alpha``: ``0`` gives every
+            bin the same share, oversampling rare target ranges).
+        stratify_alpha: see ``stratify_mode``.
     """
 
     def __init__(
@@ -143,6 +150,9 @@ class TableDataModule(pl.LightningDataModule):
         drop_last: bool = False,
         seed: int | None = None,
         eval_target: str | None = None,
+        stratify_bins: int | None = None,
+        stratify_mode: str = "stratified",
+        stratify_alpha: float = 0.0,
     ) -> None:
         super().__init__()
         if not inputs:
@@ -153,6 +163,11 @@ class TableDataModule(pl.LightningDataModule):
         self.inputs = list(inputs)
         self.target = target
         self.eval_target = eval_target
+        if stratify_bins is not None and stratify_bins < 2:
+            raise ValueError(f"stratify_bins must be >= 2, got {stratify_bins}")
+        if stratify_mode not in ("stratified", "balanced"):
+            raise ValueError(f"stratify_mode must be 'stratified' or 'balanced', got {stratify_mode!r}")
+        self.stratify = (stratify_bins, stratify_mode, float(stratify_alpha))
         self.layout = layout
         self.read_options = dict(read_options or {})
         self.batch_size = batch_size
@@ -263,7 +278,15 @@ class TableDataModule(pl.LightningDataModule):
         sampler: torch.utils.data.Sampler[int] | None = None
         if train:
             seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
-            sampler = EpochShuffleSampler(len(ds), seed)
+            bins, mode, alpha = self.stratify
+            if bins is None:
+                sampler = EpochShuffleSampler(len(ds), seed)
+            else:
+                from polymodal.data.stratified import StratifiedSampler, quantile_bins
+
+                if ds.target is None:
+                    raise ValueError("data.stratify_bins needs a target column (data.target)")
+                sampler = StratifiedSampler(quantile_bins(ds.target, bins), mode=mode, alpha=alpha, seed=seed)
         elif torch.distributed.is_available() and torch.distributed.is_initialized():
             # Each item on exactly one rank (no padding duplicates), so metrics gathered over
             # ranks are those of the whole dataset. Lightning keeps a DistributedSampler as given.
