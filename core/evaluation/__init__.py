@@ -8,6 +8,7 @@ from polymodal.evaluation.correlation import pearson, spearman
 from polymodal.evaluation.elastic import ElasticEvaluator, ElasticResult, encode_layers
 from polymodal.evaluation.mteb import MTEBModel
 from polymodal.evaluation.retrieval import RetrievalEvaluator, RetrievalResult, retrieval_metrics
+from polymodal.evaluation.segmentation import masses_to_boundaries, pk, segmentation_scores, windowdiff
 from polymodal.evaluation.sts import STSEvaluator, STSResult
 
 __all__ = [
@@ -23,7 +24,11 @@ __all__ = [
     "STSResult",
     "encode_layers",
     "linear_probe",
+    "masses_to_boundaries",
     "pearson",
+    "pk",
     "retrieval_metrics",
+    "segmentation_scores",
     "spearman",
+    "windowdiff",
 ]
