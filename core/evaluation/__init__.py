@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from polymodal.evaluation.cache import EmbeddingCache
+from polymodal.evaluation.captioning import bleu, caption_scores, cider_d
 from polymodal.evaluation.classification import ClassificationResult, LinearProbeEvaluator, linear_probe
 from polymodal.evaluation.correlation import pearson, spearman
 from polymodal.evaluation.elastic import ElasticEvaluator, ElasticResult, encode_layers
@@ -22,6 +23,9 @@ __all__ = [
     "RetrievalResult",
     "STSEvaluator",
     "STSResult",
+    "bleu",
+    "caption_scores",
+    "cider_d",
     "encode_layers",
     "linear_probe",
     "masses_to_boundaries",

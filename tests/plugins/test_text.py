@@ -193,6 +193,6 @@ def test_encode_cli_small_chunks_keep_row_order(tmp_path, capsys, fmt):
     assert main([*args, "--output", str(tmp_path / "e.npy"), "--chunk-rows", "5", "--batch-size", "3"]) == 0
     assert "wrote 23 x 32 embeddings" in capsys.readouterr().out
     np.testing.assert_allclose(np.load(tmp_path / "e.npy"), model.encode(texts), atol=1e-6)
-    with pytest.raises(KeyError, match=r"t\.%s: missing column\(s\) 'txt'; available: id, text" % fmt):
+    with pytest.raises(KeyError, match=rf"t\.{fmt}: missing column\(s\) 'txt'; available: id, text"):
         main([*args[:-1], "txt", "--output", str(tmp_path / "f.npy")])
     assert not (tmp_path / "f.npy").exists()
