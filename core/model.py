@@ -114,6 +114,8 @@ class EmbeddingModel(nn.Module):
                             bar.update(len(idx))
                     if out is not None:
                         yield chunk_start, out
+                    del out
+                    _release_free_memory()  # return the chunk's freed buffers to the OS
         finally:
             self.train(was_training)
             if bar is not None:
@@ -249,6 +251,28 @@ def _is_tied(model: nn.Module, name: str) -> bool:
         return False
     ptr = params[name].data_ptr()
     return any(p.data_ptr() == ptr for n, p in params.items() if n != name)
+
+
+_LIBC: Any = None
+
+
+def _release_free_memory() -> None:
+    """Give freed heap memory back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Encoding allocates activations of many different shapes; without trimming, glibc keeps the
+    freed pages and RSS creeps up chunk after chunk, although nothing is retained.
+    """
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
 
 
 def _model_class(path: str, config_path: Path) -> type[EmbeddingModel]:

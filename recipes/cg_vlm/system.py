@@ -18,6 +18,7 @@ from torch import Tensor
 from polymodal.evaluation.captioning import caption_scores
 from polymodal.losses import InfoNCELoss
 from polymodal.recipes.cg_vlm.model import CGVLM
+from polymodal.systems.schedules import with_warmup_cosine
 
 __all__ = ["CGVLMSystem", "image_text_recall"]
 
@@ -304,15 +305,6 @@ class CGVLMSystem(pl.LightningModule):
         if not params:
             raise ValueError("CG-VLM has no trainable parameters")
         optimizer = self.optimizer_factory(params)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = int(math.floor(total * self.warmup_ratio))
-        floor = self.min_lr_ratio
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return with_warmup_cosine(
+            optimizer, self.trainer.estimated_stepping_batches, self.warmup_ratio, self.min_lr_ratio
+        )
