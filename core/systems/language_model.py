@@ -81,28 +81,25 @@ class LanguageModelSystem(pl.LightningModule):
         loss, n = self._loss(batch)
         self._val.append((loss.detach().double() * n, n.detach().double()))
 
-    def on_validation_epoch_end(self) -> None:
+    def _log_loss(self, stage: str) -> None:
+        """Token-weighted loss and perplexity over the whole split (gathered from every rank)."""
         if not self._val:
             return
         total = gather_concat(torch.stack([s for s, _ in self._val])).sum()
         count = gather_concat(torch.stack([n for _, n in self._val])).sum()
         self._val = []
         loss = float(total / count.clamp(min=1))
-        self.log("val/loss", loss, prog_bar=True)
-        self.log("val/ppl", math.exp(min(loss, 50.0)))
+        self.log(f"{stage}/loss", loss, prog_bar=stage == "val")
+        self.log(f"{stage}/ppl", math.exp(min(loss, 50.0)))
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_loss("val")
 
     test_step = validation_step
     on_test_epoch_start = on_validation_epoch_start
 
     def on_test_epoch_end(self) -> None:
-        if not self._val:
-            return
-        total = gather_concat(torch.stack([s for s, _ in self._val])).sum()
-        count = gather_concat(torch.stack([n for _, n in self._val])).sum()
-        self._val = []
-        loss = float(total / count.clamp(min=1))
-        self.log("test/loss", loss)
-        self.log("test/ppl", math.exp(min(loss, 50.0)))
+        self._log_loss("test")
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]
