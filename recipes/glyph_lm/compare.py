@@ -48,13 +48,16 @@ def run_one(config: str, out: Path, threads: int, extra: list[str]) -> None:
     wall = time.perf_counter() - t0
     lm = cli.model.model
     curve, train = [], []
-    metrics = sorted(root.glob("logs/version_*/metrics.csv"))[-1]
-    with open(metrics) as fh:
-        for row in csv.DictReader(fh):
-            if row.get("val/loss"):
-                curve.append((int(row["step"]), float(row["val/loss"])))
-            if row.get("train/loss"):
-                train.append((int(row["step"]), float(row["train/loss"])))
+    logged = sorted(root.glob("logs/version_*/metrics.csv"))  # none when the run was shorter than one log interval
+    rows = []
+    if logged:
+        with open(logged[-1]) as fh:
+            rows = list(csv.DictReader(fh))
+    for row in rows:
+        if row.get("val/loss"):
+            curve.append((int(row["step"]), float(row["val/loss"])))
+        if row.get("train/loss"):
+            train.append((int(row["step"]), float(row["train/loss"])))
     samples = {p: lm.generate_text(p, max_new_tokens=60, temperature=0.8, top_k=40, seed=0) for p in PROMPTS}
     result = {
         "config": config,

@@ -109,3 +109,23 @@ def test_real_configs_parse(config, capsys):
         main(["fit", "--config", f"recipes/glyph_lm/{config}", "--print_config"])
     assert exc.value.code in (0, None)
     assert "GlyphCausalLM" in capsys.readouterr().out
+
+
+def test_compare_run_shorter_than_one_log_interval_writes_empty_curve(tmp_path):
+    """``compare`` reads the run's metrics.csv, which does not exist before the first logging step."""
+    import json
+
+    import yaml
+
+    from polymodal.recipes.glyph_lm.compare import run_one
+
+    cfg = yaml.safe_load(open("recipes/glyph_lm/tiny.yaml"))
+    cfg["trainer"]["logger"] = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "x"}}
+    cfg["model"]["init_args"]["model"]["init_args"]["font"] = FONT
+    config = tmp_path / "short.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    run_one(str(config), tmp_path, 1, ["--trainer.max_steps=2"])
+    result = json.loads((tmp_path / "short.json").read_text())
+    assert result["val_curve"] == [] and result["final_val_loss"] is None
+    assert result["params_trainable"] < result["params_total"]  # the glyph table stays frozen
+    assert all(isinstance(s, str) and s for s in result["samples"].values())

@@ -42,6 +42,32 @@ def test_compare_switches_variants_on_one_encoder():
     assert enc.token_prepending and enc._prepender is not None  # last variant left on
 
 
+def test_compare_sweep_adds_one_variant_per_layer_range():
+    from polymodal.recipes.token_prepending.compare import VARIANTS, compare
+
+    torch.manual_seed(0)
+    enc = DecoderTextEncoder(
+        model={
+            "model_type": "llama",
+            "vocab_size": 261,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 3,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 256,
+        },
+        tokenizer="bytes",
+        max_length=192,
+    ).eval()
+    sample = recipe_root() / "sbert" / "data" / "stsb_dev_sample.tsv.gz"
+    results = compare(enc, str(sample), limit=40, batch_size=16, tp_layers=(0, 1), sweep=[(0, 0), (0, 2)])
+    assert list(results) == [*VARIANTS, "prompt + TP layers 0-0", "prompt + TP layers 0-2"]
+    assert enc.tp_layers == (0, 2)  # the last sweep entry is left switched on
+    # a different layer range is a different embedding
+    assert results["prompt + TP layers 0-0"] != results["prompt + TP layers 0-2"]
+
+
 @pytest.mark.slow
 def test_smollm2_compare_on_a_few_stsb_pairs(shared_data):
     pytest.importorskip("gguf")
