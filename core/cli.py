@@ -55,6 +55,7 @@ def _lightning(args: list[str] | None) -> Any:
     import polymodal.losses  # noqa: F401
     import polymodal.poolers  # noqa: F401
     import polymodal.systems  # noqa: F401
+    import polymodal.vector  # noqa: F401 - FeatureMLP by its short name
 
     return LightningCLI(
         pl.LightningModule,

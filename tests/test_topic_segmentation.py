@@ -28,8 +28,8 @@ from polymodal.recipes.topic_segmentation.segment import (
     tune_threshold,
     window_similarities,
 )
-from polymodal.recipes.wassa_empathy.model import FeatureMLP
 from polymodal.systems.prediction import Task
+from polymodal.vector import FeatureMLP
 
 SAMPLE = "package://topic_segmentation/data/choi_sample.jsonl.gz"
 REPO = Path(__file__).resolve().parents[1]

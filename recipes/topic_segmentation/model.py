@@ -1,7 +1,7 @@
 """Siamese multi-task segmenter over adjacent sentence pairs (Lee et al., 2023).
 
 Both sentences of a pair go through the *same* tower (siamese): a frozen sentence embedding
-(cached) followed by a trainable :class:`~polymodal.recipes.wassa_empathy.model.FeatureMLP`,
+(cached) followed by a trainable :class:`~polymodal.vector.FeatureMLP`,
 giving ``u`` and ``v``. Heads:
 
 * **STP** (same-topic prediction, binary): on ``[u, v, |u - v|, u * v]`` — are the two adjacent

@@ -77,8 +77,8 @@ def fit_segmenter(
     import torch
 
     from polymodal.recipes.topic_segmentation.model import SiameseSegmenter
-    from polymodal.recipes.wassa_empathy.model import FeatureMLP
     from polymodal.systems.prediction import Task
+    from polymodal.vector import FeatureMLP
 
     pl.seed_everything(seed, workers=True, verbose=False)
     kinds = {"stp": "binary", "nsp": "binary", "tc": "multiclass"}

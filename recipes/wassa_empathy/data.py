@@ -248,7 +248,7 @@ class WassaDataModule(pl.LightningDataModule):
             )
 
     def _collator(self) -> Collator:
-        from polymodal.recipes.wassa_empathy.model import VectorProcessor
+        from polymodal.vector import VectorProcessor
 
         return Collator([VectorProcessor(self.matrices["train"].shape[1])], ["features"], str(self.root))
 

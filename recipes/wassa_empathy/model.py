@@ -2,7 +2,7 @@
 :class:`PredictionSystem` that also logs the mean Pearson r of its regression tasks, and a
 callback that keeps the best validation weights in memory.
 
-The FFN is :class:`FeatureMLP`, an :class:`~polymodal.modality.Encoder` whose input is a
+The FFN is :class:`~polymodal.vector.FeatureMLP` (re-exported here), an encoder whose input is a
 feature vector (sentence embedding, lexicon scores, ...); :class:`PredictionSystem` puts one
 linear head per target on top, so the trunk is shared between empathy and distress (multi-task).
 """
@@ -10,107 +10,17 @@ linear head per target on top, so the trunk is shared between empathy and distre
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from polymodal.features import Features
-from polymodal.modality import Encoder, Processor
 from polymodal.systems.prediction import PredictionSystem
+from polymodal.vector import FeatureMLP, VectorProcessor  # moved to the core; kept importable here
 
 __all__ = ["DevReport", "EmpathySystem", "FeatureMLP", "KeepBest", "VectorProcessor", "predict_split"]
-
-
-class VectorProcessor(Processor):
-    """Stack equally long feature vectors into ``{"x": (B, D)}``."""
-
-    def __init__(self, dim: int) -> None:
-        self.dim = int(dim)
-
-    def validate(self, value: Any) -> None:
-        v = np.asarray(value)
-        if v.shape != (self.dim,):
-            raise ValueError(f"expected a feature vector of {self.dim} numbers, got shape {v.shape}")
-        if not np.isfinite(v).all():
-            raise ValueError("feature vector has non-finite values")
-
-    def __call__(self, values: Sequence[Any]) -> dict[str, Tensor]:
-        x = torch.as_tensor(np.stack([np.asarray(v, dtype=np.float32) for v in values]))  # (B, D)
-        if x.dim() != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"expected feature vectors of {self.dim} numbers, got a batch of shape {tuple(x.shape)}")
-        return {"x": x}
-
-
-class FeatureMLP(Encoder):
-    """Feed-forward network over a feature vector: ``layers`` x (Linear -> [LayerNorm] -> GELU -> Dropout).
-
-    Args:
-        input_dim: feature vector size (the data module checks it).
-        hidden_dim: width of every hidden layer (also the output size).
-        layers: number of hidden layers (>= 1).
-        dropout: dropout after every hidden layer.
-        input_dropout: dropout on the input features.
-        layer_norm: LayerNorm after each linear layer.
-    """
-
-    modality = "vector"
-
-    def __init__(
-        self,
-        input_dim: int,
-        hidden_dim: int = 256,
-        layers: int = 1,
-        dropout: float = 0.1,
-        input_dropout: float = 0.0,
-        layer_norm: bool = False,
-    ) -> None:
-        super().__init__()
-        if input_dim < 1 or hidden_dim < 1 or layers < 1:
-            raise ValueError(f"input_dim, hidden_dim and layers must be >= 1, got {input_dim}, {hidden_dim}, {layers}")
-        self.input_dim, self.hidden_dim, self.layers = int(input_dim), int(hidden_dim), int(layers)
-        self.dropout_p, self.input_dropout_p, self.layer_norm = float(dropout), float(input_dropout), bool(layer_norm)
-        blocks: list[nn.Module] = [nn.Dropout(input_dropout)]
-        dim = self.input_dim
-        for _ in range(self.layers):
-            blocks.append(nn.Linear(dim, self.hidden_dim))
-            if layer_norm:
-                blocks.append(nn.LayerNorm(self.hidden_dim))
-            blocks += [nn.GELU(), nn.Dropout(dropout)]
-            dim = self.hidden_dim
-        self.net = nn.Sequential(*blocks)
-        self._processor = VectorProcessor(self.input_dim)
-
-    @property
-    def processor(self) -> VectorProcessor:
-        return self._processor
-
-    @property
-    def output_dim(self) -> int:
-        return self.hidden_dim
-
-    def forward(self, inputs: Mapping[str, Tensor]) -> Features:
-        h = self.net(inputs["x"].float())  # (B, H)
-        mask = torch.ones(h.shape[0], 1, dtype=torch.bool, device=h.device)
-        return Features(sequence=h.unsqueeze(1), mask=mask, pooled=h)  # (B, 1, H)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "input_dim": self.input_dim,
-            "hidden_dim": self.hidden_dim,
-            "layers": self.layers,
-            "dropout": self.dropout_p,
-            "input_dropout": self.input_dropout_p,
-            "layer_norm": self.layer_norm,
-        }
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any], directory: Path) -> FeatureMLP:
-        return cls(**config)
 
 
 class EmpathySystem(PredictionSystem):

@@ -1,0 +1,53 @@
+"""The core vector modality: fixed-size feature vectors and the feed-forward encoder over them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from polymodal.model import EmbeddingModel
+from polymodal.poolers import MeanPooler
+from polymodal.vector import FeatureMLP, VectorProcessor
+
+
+def test_processor_stacks_vectors_and_names_what_is_wrong():
+    proc = VectorProcessor(3)
+    batch = proc([[1, 2, 3], np.array([4.0, 5.0, 6.0])])
+    assert batch["x"].dtype == torch.float32 and batch["x"].tolist() == [[1, 2, 3], [4, 5, 6]]
+    with pytest.raises(ValueError, match="3 numbers, got shape \\(2,\\)"):
+        proc.validate([1.0, 2.0])
+    with pytest.raises(ValueError, match="non-finite"):
+        proc.validate([1.0, float("nan"), 2.0])
+    with pytest.raises(ValueError, match="3 numbers"):
+        proc([[1.0, 2.0, 3.0, 4.0]])
+
+
+def test_feature_mlp_shapes_layers_and_bad_sizes():
+    torch.manual_seed(0)
+    enc = FeatureMLP(5, hidden_dim=8, layers=2, dropout=0.0, layer_norm=True).eval()
+    feats = enc(enc.processor([np.ones(5), np.zeros(5)]))
+    assert feats.pooled.shape == (2, 8) and feats.sequence.shape == (2, 1, 8) and feats.mask.all()
+    assert enc.output_dim == 8
+    assert sum(isinstance(m, torch.nn.Linear) for m in enc.net) == 2
+    assert sum(isinstance(m, torch.nn.LayerNorm) for m in enc.net) == 2
+    with pytest.raises(ValueError, match="must be >= 1"):
+        FeatureMLP(0)
+
+
+def test_embedding_model_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = EmbeddingModel(FeatureMLP(4, hidden_dim=6, dropout=0.3), MeanPooler())
+    x = np.random.default_rng(0).normal(size=(7, 4)).astype(np.float32)
+    before = model.encode(list(x))
+    model.save(tmp_path / "m")
+    again = EmbeddingModel.from_folder(tmp_path / "m")
+    assert isinstance(again.encoder, FeatureMLP) and again.encoder.dropout_p == 0.3
+    np.testing.assert_allclose(again.encode(list(x)), before, atol=1e-6)  # eval mode: dropout off
+
+
+def test_old_recipe_import_path_is_the_same_class():
+    from polymodal.recipes.wassa_empathy import FeatureMLP as Old
+    from polymodal.recipes.wassa_empathy.model import VectorProcessor as OldProc
+
+    assert Old is FeatureMLP and OldProc is VectorProcessor
