@@ -10,6 +10,25 @@ from polymodal.plugins.text.decoder import DecoderTextEncoder
 from polymodal.recipes import recipe_root
 
 
+def _tiny_decoder(layers: int) -> DecoderTextEncoder:
+    """A seeded random Llama over byte tokens (no weights needed)."""
+    torch.manual_seed(0)
+    return DecoderTextEncoder(
+        model={
+            "model_type": "llama",
+            "vocab_size": 261,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": layers,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 256,
+        },
+        tokenizer="bytes",
+        max_length=192,
+    ).eval()
+
+
 def test_tiny_validate_reports_spearman(tmp_path):
     cli = main(["validate", "--config", "recipes/token_prepending/tiny.yaml", f"--trainer.default_root_dir={tmp_path}"])
     enc = cli.model.encoders["shared"]
@@ -20,21 +39,7 @@ def test_tiny_validate_reports_spearman(tmp_path):
 def test_compare_switches_variants_on_one_encoder():
     from polymodal.recipes.token_prepending.compare import VARIANTS, compare
 
-    torch.manual_seed(0)
-    enc = DecoderTextEncoder(
-        model={
-            "model_type": "llama",
-            "vocab_size": 261,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 256,
-        },
-        tokenizer="bytes",
-        max_length=192,
-    ).eval()
+    enc = _tiny_decoder(layers=2)
     sample = recipe_root() / "sbert" / "data" / "stsb_dev_sample.tsv.gz"
     results = compare(enc, str(sample), limit=40, batch_size=16, tp_layers=(0, 1))
     assert set(results) == set(VARIANTS)
@@ -45,21 +50,7 @@ def test_compare_switches_variants_on_one_encoder():
 def test_compare_sweep_adds_one_variant_per_layer_range():
     from polymodal.recipes.token_prepending.compare import VARIANTS, compare
 
-    torch.manual_seed(0)
-    enc = DecoderTextEncoder(
-        model={
-            "model_type": "llama",
-            "vocab_size": 261,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 3,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 256,
-        },
-        tokenizer="bytes",
-        max_length=192,
-    ).eval()
+    enc = _tiny_decoder(layers=3)
     sample = recipe_root() / "sbert" / "data" / "stsb_dev_sample.tsv.gz"
     results = compare(enc, str(sample), limit=40, batch_size=16, tp_layers=(0, 1), sweep=[(0, 0), (0, 2)])
     assert list(results) == [*VARIANTS, "prompt + TP layers 0-0", "prompt + TP layers 0-2"]
