@@ -49,6 +49,11 @@ class Encoder(nn.Module, abc.ABC):
     #: Name of the modality this encoder belongs to (e.g. ``"text"``).
     modality: ClassVar[str] = ""
 
+    #: ``True`` when two threads may run :meth:`forward` on different batches at once (no
+    #: per-call state kept on the module). ``EmbeddingModel.encode`` then runs several one-thread
+    #: batch streams on CPU; the default ``False`` keeps encoding one batch at a time.
+    concurrent_forward: bool = False
+
     @property
     @abc.abstractmethod
     def processor(self) -> Processor:

@@ -107,6 +107,11 @@ class DecoderTextEncoder(TextEncoder):
         self.tp_layers = (int(tp_layers[0]), int(tp_layers[1]))
         self._prepender = TokenPrepender(self.model, self.tp_layers) if token_prepending else None
 
+    @property
+    def concurrent_forward(self) -> bool:  # type: ignore[override]
+        """Token Prepending keeps per-call positions on its hooks: one batch at a time then."""
+        return self._prepender is None
+
     def configure(
         self,
         prompt: str | None = None,

@@ -49,6 +49,7 @@ class TextEncoder(Encoder):
     """
 
     modality = "text"
+    concurrent_forward = True  # a Hugging Face forward keeps no state on the modules
 
     def __init__(
         self,
