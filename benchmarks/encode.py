@@ -4,7 +4,10 @@ Both encode the unique STS-B dev sentences (about 3,000) with the bundled all-Mi
 the same batch size and torch thread count, alternating runs in one process; the best of
 ``--repeats`` timings per side is compared. Embeddings must agree to 1e-5.
 
-    python benchmarks/encode.py [--batch-size 64] [--threads 2] [--repeats 3] [--limit N] [--onnx]
+    python benchmarks/encode.py [--batch-size 64] [--threads 2] [--repeats 3] [--limit N] [--onnx] [--streams N]
+
+``--streams`` sets ``EmbeddingModel.encode(streams=)`` (default: one one-thread CPU stream per torch
+thread; ``--streams 1`` is one batch at a time on all threads, as sentence-transformers runs).
 
 ``--onnx`` also times the opt-in ONNX Runtime backend (``polymodal.plugins.text.onnx_backend``,
 needs onnxruntime, onnx, onnxscript) and prints ``ratio onnx: X``; the main ``ratio`` stays torch.
@@ -53,6 +56,7 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--limit", type=int, default=0, help="use only the first N sentences (0: all)")
     parser.add_argument("--onnx", action="store_true", help="also time the ONNX Runtime backend")
+    parser.add_argument("--streams", type=int, default=None, help="encode(streams=) for polymodal (default: auto)")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -76,11 +80,12 @@ def main(argv: list[str] | None = None) -> float:
         return peer.encode(texts, batch_size=bs, convert_to_numpy=True)
 
     def run_ours():
-        return ours.encode(texts, batch_size=bs)
+        return ours.encode(texts, batch_size=bs, streams=args.streams)
 
     ref, emb = run_peer(), run_ours()  # warm-up + correctness
     diff = float(np.abs(ref - emb).max())
-    print(f"sentences: {len(texts)}  batch_size: {bs}  threads: {torch.get_num_threads()}")
+    streams = args.streams or "auto"
+    print(f"sentences: {len(texts)}  batch_size: {bs}  threads: {torch.get_num_threads()}  streams: {streams}")
     print(f"max |difference| polymodal vs sentence-transformers: {diff:.2e}")
     if diff > 1e-5:
         sys.exit(f"embeddings differ by {diff:.2e} > 1e-5")
