@@ -102,9 +102,8 @@ class EmbeddingModel(nn.Module):
             except ImportError:  # pragma: no cover
                 pass
         threads = torch.get_num_threads()
-        streams = _cpu_streams(streams, device, threads, n, batch_size)
-        if streams > 1 and not getattr(self.encoder, "concurrent_forward", False):
-            streams = 1  # the encoder keeps per-call state (e.g. Token Prepending hooks)
+        concurrent = bool(getattr(self.encoder, "concurrent_forward", False))
+        streams = _cpu_streams(streams, device, concurrent, threads, n, batch_size)
 
         def embed(batch: list[Any]) -> Tensor:
             with torch.inference_mode():
@@ -284,11 +283,14 @@ def _is_tied(model: nn.Module, name: str) -> bool:
 _LIBC: Any = None
 
 
-def _cpu_streams(streams: int | None, device: torch.device, threads: int, n: int, batch_size: int) -> int:
-    """How many one-thread batch streams ``iter_encode`` runs: 1 off the CPU or for one batch."""
+def _cpu_streams(
+    streams: int | None, device: torch.device, concurrent: bool, threads: int, n: int, batch_size: int
+) -> int:
+    """How many one-thread batch streams ``iter_encode`` runs: 1 off the CPU, for one batch, or when
+    the encoder keeps per-call state (``concurrent_forward`` False, e.g. Token Prepending hooks)."""
     if streams is not None and streams < 1:
         raise ValueError(f"streams must be >= 1, got {streams}")
-    if device.type != "cpu":
+    if device.type != "cpu" or not concurrent:
         return 1
     wanted = threads if streams is None else streams
     return max(1, min(wanted, -(-n // batch_size)))
