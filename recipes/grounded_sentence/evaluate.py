@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     torch.set_num_threads(ns.threads)
 
     import polymodal
-    from polymodal.cli import _load_pairs
+    from polymodal.cli.evaluate import load_pairs as _load_pairs
     from polymodal.plugins_manager import load_plugins
 
     load_plugins()

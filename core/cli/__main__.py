@@ -1,0 +1,5 @@
+"""``python -m polymodal.cli``."""
+
+from polymodal.cli import run
+
+raise SystemExit(run())

@@ -1,0 +1,66 @@
+"""``polymodal encode``."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--column", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--layout", default=None)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--normalize", action="store_true")
+    parser.add_argument("--chunk-rows", type=int, default=8192, help="rows read and encoded at a time (bounds memory)")
+
+
+def run(ns: argparse.Namespace) -> int:
+    import numpy as np
+
+    import polymodal
+    from polymodal.data.tables import iter_table
+    from polymodal.io import atomic_path
+
+    def chunks():
+        return iter_table(ns.input, layout=ns.layout, columns=[ns.column], chunk_rows=ns.chunk_rows)
+
+    # First pass counts rows (the .npy header needs the shape); the second streams chunks of the
+    # table through the model straight into the file. Neither the table, the texts nor the
+    # embeddings are ever resident as a whole: memory is flat in the number of rows.
+    n = sum(len(c) for c in chunks())
+    model = polymodal.load(ns.model)
+    bar = None
+    try:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc="encode", unit="item")
+    except ImportError:  # pragma: no cover
+        pass
+    written = 0
+    try:
+        with atomic_path(ns.output) as tmp, open(tmp, "wb") as fh:
+            header = {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                "fortran_order": False,
+                "shape": (n, model.dim),
+            }
+            np.lib.format.write_array_header_2_0(fh, header)
+            for frame in chunks():
+                values = frame[ns.column].tolist()
+                for _, emb in model.iter_encode(values, ns.batch_size, ns.normalize or None, chunk_size=ns.chunk_rows):
+                    fh.write(emb.numpy().astype(np.float32, copy=False).tobytes())
+                written += len(values)
+                if bar is not None:
+                    bar.update(len(values))
+            if written != n:
+                raise RuntimeError(f"{ns.input} changed while encoding: {n} rows counted, {written} read")
+    finally:
+        if bar is not None:
+            bar.close()
+    emb = np.load(ns.output, mmap_mode="r")
+    print(f"wrote {emb.shape[0]} x {emb.shape[1]} embeddings to {ns.output}")
+    return 0
