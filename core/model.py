@@ -38,13 +38,29 @@ class EmbeddingModel(nn.Module):
         encoder: any modality's encoder.
         pooler: reduces :class:`~polymodal.features.Features` to ``(B, D)``; mean by default.
         normalize: L2-normalise embeddings by default in :meth:`encode`.
+        prompts: named prompts (e.g. ``{"query": "query: ", "document": ""}``), prepended to text
+            inputs by ``encode(prompt_name=...)``; saved with the model.
+        default_prompt_name: the prompt ``encode`` uses when none is named (``None``: no prompt).
     """
 
-    def __init__(self, encoder: Encoder, pooler: Pooler | None = None, normalize: bool = False) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        pooler: Pooler | None = None,
+        normalize: bool = False,
+        prompts: dict[str, str] | None = None,
+        default_prompt_name: str | None = None,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.pooler = pooler if pooler is not None else MeanPooler()
         self.normalize = normalize
+        self.prompts = dict(prompts or {})
+        if default_prompt_name is not None and default_prompt_name not in self.prompts:
+            raise ValueError(
+                f"default_prompt_name {default_prompt_name!r} is not one of the prompts {sorted(self.prompts)}"
+            )
+        self.default_prompt_name = default_prompt_name
 
     @property
     def modality(self) -> str:
@@ -198,6 +214,9 @@ class EmbeddingModel(nn.Module):
             "pooler": pooler_config(self.pooler),
             "normalize": self.normalize,
         }
+        if self.prompts:
+            config["prompts"] = dict(self.prompts)
+            config["default_prompt_name"] = self.default_prompt_name
         if type(self) is not EmbeddingModel:  # a subclass (e.g. a cross-encoder) and its extra arguments
             config["model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
             config["model_args"] = self.model_args()
@@ -241,6 +260,8 @@ class EmbeddingModel(nn.Module):
             bool(config.get("normalize", False)),
             **dict(config.get("model_args") or {}),
         )
+        model.prompts = dict(config.get("prompts") or {})
+        model.default_prompt_name = config.get("default_prompt_name")
         weights = directory / WEIGHTS_NAME
         try:
             state = load_file(str(weights), device=str(map_location))
