@@ -104,13 +104,23 @@ class Modality:
     Attributes:
         name: short unique name, e.g. ``"text"``.
         description: one line for ``polymodal plugins``.
-        encoders: encoder classes this modality provides (their short names resolve in YAML).
+        encoders: encoder classes this modality provides (their short names resolve in YAML, and
+            saved model folders may name them: see :mod:`polymodal.registry`).
         pretrained: short model names -> zero-argument factory returning a ready
             :class:`polymodal.model.EmbeddingModel` (no network: weights come from installed
             packages or local files).
+        poolers: extra :class:`~polymodal.poolers.Pooler` classes saved models may name.
+        models: :class:`~polymodal.model.EmbeddingModel` subclasses saved models may name.
+        architectures: named architectures (e.g. tiny test encoders) -> factory(**kwargs).
+        cards: per pretrained/architecture name, card fields for ``polymodal models``
+            (``description``, ``source``, ``licence``, ``paper``, ``preprocessing``).
     """
 
     name: str
     description: str = ""
     encoders: tuple[type[Encoder], ...] = ()
     pretrained: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
+    poolers: tuple[type, ...] = ()
+    models: tuple[type, ...] = ()
+    architectures: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    cards: Mapping[str, Mapping[str, str]] = field(default_factory=dict)

@@ -351,21 +351,20 @@ def _model_class(path: str, config_path: Path) -> type[EmbeddingModel]:
 
 
 def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> EmbeddingModel:
-    """Load a model by short name (e.g. ``"minilm-l6"``) or from a saved folder.
+    """Load a model by registered name (e.g. ``"minilm-l6"``) or from a saved folder.
 
-    Short names come from registered modalities (``polymodal plugins`` lists them); they use
+    Names come from :mod:`polymodal.registry` (``polymodal models`` lists them); pretrained names use
     weights shipped in installed packages, never the network.
     """
-    from polymodal.plugins_manager import pretrained_names
+    from polymodal.registry import list_models, model_card
 
     text = os.fspath(name_or_path)
     if Path(text).expanduser().is_dir():
         return EmbeddingModel.from_folder(text, map_location=device)
-    names = pretrained_names()
+    names = list_models(kind="pretrained")
     if text in names:
-        _, factory = names[text]
-        return factory().to(device)
+        return model_card(text).factory().to(device)
     raise ValueError(
-        f"cannot load {text!r}: not a model folder, and not a known short name "
-        f"(known: {', '.join(sorted(names)) or 'none; is the text plugin installed?'})"
+        f"cannot load {text!r}: not a model folder, and not a known model name "
+        f"(known: {', '.join(names) or 'none; is the text plugin installed?'})"
     )

@@ -115,6 +115,10 @@ def load_plugins(*, force: bool = False) -> dict[str, PluginInfo]:
     with _lock:
         if _state.pm is not None and not force:
             return _state.plugins
+        if force:
+            from polymodal import registry as named
+
+            named._forget_plugin_entries()
         pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
         pm.add_hookspecs(hookspecs)
         plugins: dict[str, PluginInfo] = {}
@@ -195,12 +199,18 @@ def _load_one(
                 continue
             registry[modality.name] = (modality, info.name)
             info.modalities.append(modality.name)
+            from polymodal import registry as named
+
+            named._register_modality(modality, info.name)
 
 
 def reset_plugins() -> None:
     """Forget loaded plugins (for tests)."""
+    from polymodal import registry as named
+
     with _lock:
         _state.pm, _state.plugins, _state.registry = None, {}, {}
+        named._forget_plugin_entries()
 
 
 def modalities() -> dict[str, Modality]:
