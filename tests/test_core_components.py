@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from polymodal.evaluation import pearson, spearman
-from polymodal.evaluation.correlation import rankdata
 from polymodal.features import Features
 from polymodal.io import atomic_path, resolve_path
 from polymodal.losses import CoSENTLoss, CosineMSELoss, InfoNCELoss
+from polymodal.metrics.functional import rankdata
 from polymodal.poolers import ClsPooler, LastTokenPooler, MaxPooler, MeanPooler, build_pooler
 
 

@@ -9,16 +9,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from polymodal.data.datamodule import Collator, RowsDataset
-from polymodal.plugins.timeseries import TimeSeriesCNN, TimeSeriesRNN
-from polymodal.systems.prediction import (
-    PredictionSystem,
-    Task,
+from polymodal.metrics.functional import (
     average_precision,
     binary_metrics,
     multiclass_metrics,
     regression_metrics,
     roc_auc,
 )
+from polymodal.plugins.timeseries import TimeSeriesCNN, TimeSeriesRNN
+from polymodal.systems.prediction import PredictionSystem, Task
 
 
 def test_binary_metrics_match_sklearn():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from polymodal.evaluation.correlation import pearson
 from polymodal.evaluation.segmentation import (
     default_k,
     masses_to_boundaries,
@@ -13,6 +12,7 @@ from polymodal.evaluation.segmentation import (
     segmentation_scores,
     windowdiff,
 )
+from polymodal.metrics.functional import pearson
 
 # Reference: 6 sentences in two segments of 3 -> boundary after sentence index 2.
 REF = [0, 0, 1, 0, 0]

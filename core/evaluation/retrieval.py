@@ -9,52 +9,13 @@ discounts, normalised by the ideal ranking. Scores are averaged over queries.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from polymodal.metrics.functional import RetrievalResult, retrieval_metrics
+
 __all__ = ["RetrievalEvaluator", "RetrievalResult", "retrieval_metrics"]
-
-
-@dataclass(frozen=True)
-class RetrievalResult:
-    """Averaged metrics (keys like ``"recall@10"``, ``"mrr@10"``, ``"ndcg@10"``) and query count."""
-
-    metrics: dict[str, float]
-    n: int = 0
-    per_query: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
-
-    def __getitem__(self, key: str) -> float:
-        return self.metrics[key]
-
-
-def retrieval_metrics(
-    scores: np.ndarray, relevant: Sequence[set[int]], ks: Sequence[int] = (1, 5, 10)
-) -> RetrievalResult:
-    """Metrics from a ``(Q, N)`` score matrix and each query's set of relevant corpus indices."""
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.shape[0] != len(relevant):
-        raise ValueError(f"{scores.shape[0]} score rows but {len(relevant)} relevance sets")
-    depth = min(max(max(ks), 10), scores.shape[1])
-    # stable descending order; ties keep corpus order
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
-    per: dict[str, list[float]] = {f"recall@{k}": [] for k in ks}
-    per["mrr@10"], per["ndcg@10"] = [], []
-    discounts = 1.0 / np.log2(np.arange(2, depth + 2))
-    for i, rel in enumerate(relevant):
-        if not rel:
-            raise ValueError(f"query {i} has no relevant document")
-        hits = np.array([j in rel for j in top[i]], dtype=np.float64)
-        for k in ks:
-            per[f"recall@{k}"].append(hits[:k].sum() / len(rel))
-        first = np.flatnonzero(hits[:10])
-        per["mrr@10"].append(1.0 / (first[0] + 1) if len(first) else 0.0)
-        dcg = (hits[:10] * discounts[: len(hits[:10])]).sum()
-        ideal = discounts[: min(len(rel), 10, depth)].sum()
-        per["ndcg@10"].append(dcg / ideal)
-    arrays = {k: np.asarray(v) for k, v in per.items()}
-    return RetrievalResult({k: float(v.mean()) for k, v in arrays.items()}, len(relevant), arrays)
 
 
 class RetrievalEvaluator:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from polymodal.evaluation.correlation import pearson, spearman
+from polymodal.metrics.functional import pearson, spearman
 
 __all__ = ["STSEvaluator", "STSResult", "pair_cosine"]
 

@@ -12,10 +12,10 @@ from pytorch_lightning.cli import OptimizerCallable
 from torch import Tensor, nn
 
 from polymodal.distributed import gather_concat
-from polymodal.evaluation.correlation import pearson, spearman
 from polymodal.features import Features
 from polymodal.losses import InfoNCELoss
 from polymodal.losses.context import BatchContext
+from polymodal.metrics.functional import pearson, spearman
 from polymodal.modality import Encoder, Processor
 from polymodal.model import EmbeddingModel
 from polymodal.poolers import MeanPooler, Pooler

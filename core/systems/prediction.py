@@ -29,14 +29,14 @@ from pytorch_lightning.cli import OptimizerCallable
 from torch import Tensor, nn
 
 from polymodal.distributed import gather_concat
-from polymodal.evaluation.correlation import pearson, spearman
+from polymodal.metrics.functional import binary_metrics, multiclass_metrics, regression_metrics
 from polymodal.modality import Encoder, Processor
 from polymodal.model import EmbeddingModel
 from polymodal.poolers import MeanPooler, Pooler
 from polymodal.systems.routing import route_encoder
 from polymodal.systems.schedules import with_warmup_linear_decay
 
-__all__ = ["PredictionSystem", "Task", "binary_metrics", "multiclass_metrics", "regression_metrics"]
+__all__ = ["PredictionSystem", "Task"]
 
 
 @dataclass
@@ -67,85 +67,6 @@ class Task:
 
 def _adamw(params):
     return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
-
-
-# ---------------------------------------------------------------------- metrics
-def _average_ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x))
-    sorted_x = x[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_x)) + 1]
-    ends = np.r_[starts[1:], len(x)]
-    for s, e in zip(starts, ends):  # ties share their average rank
-        ranks[order[s:e]] = (s + e + 1) / 2.0
-    return ranks
-
-
-def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U, ties counted half); NaN with one class only."""
-    y = np.asarray(y).astype(bool)
-    pos, neg = int(y.sum()), int((~y).sum())
-    if pos == 0 or neg == 0:
-        return float("nan")
-    ranks = _average_ranks(np.asarray(score, dtype=np.float64))
-    return float((ranks[y].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
-
-
-def average_precision(y: np.ndarray, score: np.ndarray) -> float:
-    """PR-AUC as average precision (the step-wise sum sklearn uses); NaN without positives."""
-    y = np.asarray(y).astype(bool)
-    if not y.any():
-        return float("nan")
-    score = np.asarray(score, dtype=np.float64)
-    order = np.argsort(-score, kind="mergesort")
-    s, t = score[order], y[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each distinct score
-    tp = np.cumsum(t)[last]
-    fp = (last + 1) - tp
-    precision = tp / (tp + fp)
-    recall = tp / y.sum()
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-
-
-def binary_metrics(y: np.ndarray, prob: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Accuracy, precision, recall, F1 of the positive class at ``threshold``; ROC-AUC; PR-AUC."""
-    y = np.asarray(y).astype(bool)
-    pred = np.asarray(prob) >= threshold
-    tp, fp, fn = int((pred & y).sum()), int((pred & ~y).sum()), int((~pred & y).sum())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "accuracy": float((pred == y).mean()) if len(y) else float("nan"),
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "roc_auc": roc_auc(y, prob),
-        "pr_auc": average_precision(y, prob),
-        "positive_rate": float(y.mean()) if len(y) else float("nan"),
-    }
-
-
-def multiclass_metrics(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
-    """Accuracy and macro-F1 over the classes present in ``y`` or predicted."""
-    y = np.asarray(y).astype(np.int64)
-    pred = np.asarray(prob).argmax(axis=1)
-    f1s = []
-    for c in np.union1d(y, pred):
-        tp = int(((pred == c) & (y == c)).sum())
-        denom = int((pred == c).sum()) + int((y == c).sum())
-        f1s.append(2 * tp / denom if denom else 0.0)
-    return {"accuracy": float((pred == y).mean()), "macro_f1": float(np.mean(f1s))}
-
-
-def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """MSE, MAE, Pearson and Spearman correlation."""
-    y, pred = np.asarray(y, dtype=np.float64), np.asarray(pred, dtype=np.float64)
-    err = pred - y
-    out = {"mse": float((err**2).mean()), "mae": float(np.abs(err).mean())}
-    if len(y) > 1 and y.std() > 0 and pred.std() > 0:
-        out.update(pearson=pearson(pred, y), spearman=spearman(pred, y))
-    return out
 
 
 # ----------------------------------------------------------------------- system

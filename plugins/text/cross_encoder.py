@@ -31,7 +31,7 @@ from pytorch_lightning.cli import OptimizerCallable
 from torch import Tensor, nn
 
 from polymodal.distributed import gather_concat
-from polymodal.evaluation.correlation import pearson, spearman
+from polymodal.metrics.functional import pearson, spearman
 from polymodal.modality import Processor
 from polymodal.model import EmbeddingModel
 from polymodal.plugins.text.encoder import TextEncoder

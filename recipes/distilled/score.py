@@ -68,7 +68,7 @@ def score_table(
     labelled = table.dropna(subset=["score"])
     report = {"pairs": float(n), "seconds": seconds}
     if len(labelled) > 1:
-        from polymodal.evaluation.correlation import spearman
+        from polymodal.metrics.functional import spearman
 
         report["teacher_spearman_on_labelled"] = spearman(
             labelled["teacher_score"].to_numpy(np.float64), labelled["score"].to_numpy(np.float64)

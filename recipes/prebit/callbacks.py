@@ -34,7 +34,7 @@ class SavePredictions(pl.Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         import pandas as pd
 
-        from polymodal.systems.prediction import binary_metrics
+        from polymodal.metrics.functional import binary_metrics
 
         dm = trainer.datamodule
         if not hasattr(dm, "frames"):

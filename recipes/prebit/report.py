@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from polymodal.io import atomic_path, ensure_writable_dir
-from polymodal.systems.prediction import binary_metrics
+from polymodal.metrics.functional import binary_metrics
 
 __all__ = ["backtest", "fit_logistic", "load_runs", "main", "performance", "report"]
 

@@ -91,8 +91,8 @@ class DevReport(pl.Callback):
 
         import pandas as pd
 
-        from polymodal.evaluation.correlation import pearson
         from polymodal.io import atomic_path, ensure_writable_dir
+        from polymodal.metrics.functional import pearson
 
         dm = trainer.datamodule
         if not hasattr(dm, "loader"):

@@ -82,7 +82,7 @@ def fit_config(cfg: Config, root: str, cache_dir: str, seed: int, epochs: int) -
     import pytorch_lightning as pl
     import torch
 
-    from polymodal.evaluation.correlation import pearson
+    from polymodal.metrics.functional import pearson
     from polymodal.recipes.wassa_empathy.data import TARGETS, WassaDataModule
     from polymodal.recipes.wassa_empathy.model import EmpathySystem, FeatureMLP, KeepBest, predict_split
     from polymodal.systems.prediction import Task
@@ -118,7 +118,7 @@ def fit_config(cfg: Config, root: str, cache_dir: str, seed: int, epochs: int) -
 
 def ridge_reference(root: str, cache_dir: str, features: list[str]) -> dict:
     """Closed-form ridge regression on the same standardised features (alpha picked on the hold-out)."""
-    from polymodal.evaluation.correlation import pearson
+    from polymodal.metrics.functional import pearson
     from polymodal.recipes.wassa_empathy.data import TARGETS, WassaDataModule
 
     dm = WassaDataModule(root=root, features=features, cache_dir=cache_dir)
@@ -195,7 +195,7 @@ def _row(name: str, stage: str, r_runs: list[list[float]], note: str = "", val: 
 
 
 def _ensemble(preds: list[np.ndarray], gold: np.ndarray) -> list[float]:
-    from polymodal.evaluation.correlation import pearson
+    from polymodal.metrics.functional import pearson
 
     mean = np.mean(np.stack(preds), axis=0)
     return [pearson(mean[:, j], gold[:, j]) for j in range(gold.shape[1])]

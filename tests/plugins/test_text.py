@@ -106,7 +106,7 @@ def test_truncated_weights_file_gives_clear_error(tmp_path):
 
 
 def test_load_unknown_name_lists_known_names():
-    with pytest.raises(ValueError, match="not a known short name .*minilm-l6"):
+    with pytest.raises(ValueError, match="not a known model name .*minilm-l6"):
         polymodal.load("no-such-model")
 
 

@@ -1,0 +1,171 @@
+"""Metric math, one implementation each: correlation, classification, retrieval.
+
+Plain numpy functions over whole arrays. Evaluators (:mod:`polymodal.evaluation`), the benchmark
+(``polymodal bench``) and the training-time metrics of :class:`polymodal.System` (torchmetrics classes in
+:mod:`polymodal.metrics`, synced across devices) all call these, so a number means the same everywhere.
+
+Conventions: ranks are 1-based with ties averaged (scipy's ``"average"``); retrieval ranks corpus items by
+descending score with ties kept in corpus order (a stable sort), binary relevance, BEIR/MTEB definitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "RetrievalResult",
+    "average_precision",
+    "binary_metrics",
+    "multiclass_metrics",
+    "pearson",
+    "rankdata",
+    "regression_metrics",
+    "retrieval_metrics",
+    "roc_auc",
+    "spearman",
+]
+
+
+def rankdata(x: np.ndarray) -> np.ndarray:
+    """Ranks starting at 1 with ties given their average rank (scipy's ``method="average"``)."""
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x, kind="mergesort")
+    sorted_x = x[order]
+    # Boundaries of runs of equal values.
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_x)) + 1]
+    ends = np.r_[starts[1:], len(x)]
+    avg = (starts + ends - 1) / 2.0 + 1.0
+    ranks_sorted = np.repeat(avg, ends - starts)
+    ranks = np.empty_like(ranks_sorted)
+    ranks[order] = ranks_sorted
+    return ranks
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson's r; raises if either input is constant or lengths differ."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"pearson needs two 1-D arrays of equal length, got {x.shape} and {y.shape}")
+    if len(x) < 2:
+        raise ValueError("pearson needs at least 2 points")
+    xc, yc = x - x.mean(), y - y.mean()
+    denom = np.sqrt((xc * xc).sum() * (yc * yc).sum())
+    if denom == 0:
+        return float("nan")
+    return float((xc * yc).sum() / denom)
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rho: Pearson on average ranks."""
+    return pearson(rankdata(x), rankdata(y))
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U, ties counted half); NaN with one class only."""
+    y = np.asarray(y).astype(bool)
+    pos, neg = int(y.sum()), int((~y).sum())
+    if pos == 0 or neg == 0:
+        return float("nan")
+    ranks = rankdata(np.asarray(score, dtype=np.float64))
+    return float((ranks[y].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+
+
+def average_precision(y: np.ndarray, score: np.ndarray) -> float:
+    """PR-AUC as average precision (the step-wise sum sklearn uses); NaN without positives."""
+    y = np.asarray(y).astype(bool)
+    if not y.any():
+        return float("nan")
+    score = np.asarray(score, dtype=np.float64)
+    order = np.argsort(-score, kind="mergesort")
+    s, t = score[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each distinct score
+    tp = np.cumsum(t)[last]
+    fp = (last + 1) - tp
+    precision = tp / (tp + fp)
+    recall = tp / y.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def binary_metrics(y: np.ndarray, prob: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """Accuracy, precision, recall, F1 of the positive class at ``threshold``; ROC-AUC; PR-AUC."""
+    y = np.asarray(y).astype(bool)
+    pred = np.asarray(prob) >= threshold
+    tp, fp, fn = int((pred & y).sum()), int((pred & ~y).sum()), int((~pred & y).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "accuracy": float((pred == y).mean()) if len(y) else float("nan"),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "roc_auc": roc_auc(y, prob),
+        "pr_auc": average_precision(y, prob),
+        "positive_rate": float(y.mean()) if len(y) else float("nan"),
+    }
+
+
+def multiclass_metrics(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro-F1 over the classes present in ``y`` or predicted."""
+    y = np.asarray(y).astype(np.int64)
+    pred = np.asarray(prob).argmax(axis=1)
+    f1s = []
+    for c in np.union1d(y, pred):
+        tp = int(((pred == c) & (y == c)).sum())
+        denom = int((pred == c).sum()) + int((y == c).sum())
+        f1s.append(2 * tp / denom if denom else 0.0)
+    return {"accuracy": float((pred == y).mean()), "macro_f1": float(np.mean(f1s))}
+
+
+def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """MSE, MAE, Pearson and Spearman correlation."""
+    y, pred = np.asarray(y, dtype=np.float64), np.asarray(pred, dtype=np.float64)
+    err = pred - y
+    out = {"mse": float((err**2).mean()), "mae": float(np.abs(err).mean())}
+    if len(y) > 1 and y.std() > 0 and pred.std() > 0:
+        out.update(pearson=pearson(pred, y), spearman=spearman(pred, y))
+    return out
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    """Averaged metrics (keys like ``"recall@10"``, ``"mrr@10"``, ``"ndcg@10"``) and query count."""
+
+    metrics: dict[str, float]
+    n: int = 0
+    per_query: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def __getitem__(self, key: str) -> float:
+        return self.metrics[key]
+
+
+def retrieval_metrics(
+    scores: np.ndarray, relevant: Sequence[set[int]], ks: Sequence[int] = (1, 5, 10)
+) -> RetrievalResult:
+    """Metrics from a ``(Q, N)`` score matrix and each query's set of relevant corpus indices."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape[0] != len(relevant):
+        raise ValueError(f"{scores.shape[0]} score rows but {len(relevant)} relevance sets")
+    depth = min(max(max(ks), 10), scores.shape[1])
+    # stable descending order; ties keep corpus order
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
+    per: dict[str, list[float]] = {f"recall@{k}": [] for k in ks}
+    per["mrr@10"], per["ndcg@10"] = [], []
+    discounts = 1.0 / np.log2(np.arange(2, depth + 2))
+    for i, rel in enumerate(relevant):
+        if not rel:
+            raise ValueError(f"query {i} has no relevant document")
+        hits = np.array([j in rel for j in top[i]], dtype=np.float64)
+        for k in ks:
+            per[f"recall@{k}"].append(hits[:k].sum() / len(rel))
+        first = np.flatnonzero(hits[:10])
+        per["mrr@10"].append(1.0 / (first[0] + 1) if len(first) else 0.0)
+        dcg = (hits[:10] * discounts[: len(hits[:10])]).sum()
+        ideal = discounts[: min(len(rel), 10, depth)].sum()
+        per["ndcg@10"].append(dcg / ideal)
+    arrays = {k: np.asarray(v) for k, v in per.items()}
+    return RetrievalResult({k: float(v.mean()) for k, v in arrays.items()}, len(relevant), arrays)
