@@ -42,6 +42,11 @@ class Processor(abc.ABC):
         Data modules call it per row so that a bad row is reported by file, row and column.
         """
 
+    def lengths(self, values: Sequence[Any]) -> list[int]:
+        """Cheap size of each value (tokens, patches, steps) used to sort batches by length so
+        that they carry little padding. Default: ``len(value)`` where defined, else 0."""
+        return [len(v) if hasattr(v, "__len__") else 0 for v in values]
+
 
 class Encoder(nn.Module, abc.ABC):
     """Base class of every modality encoder."""
@@ -84,6 +89,13 @@ class Encoder(nn.Module, abc.ABC):
 
     def save_assets(self, directory: Path) -> None:  # noqa: B027 - optional hook
         """Write files the processor needs (tokenizer, font metadata, ...) into ``directory``."""
+
+    def fit_statistics(self, values: Sequence[Any]) -> bool:
+        """Fit input statistics that are weights (e.g. time-series normalisers) on the *training*
+        split's raw values, once, before any batch is seen. Returns ``True`` if anything was fitted.
+        Default: nothing to fit."""
+        del values
+        return False
 
 
 def encoder_class(path: str) -> type[Encoder]:

@@ -75,10 +75,7 @@ class EmbeddingModel(nn.Module):
 
     # ------------------------------------------------------------------ encode
     def _lengths(self, values: Sequence[Any]) -> list[int]:
-        sizer = getattr(self.encoder.processor, "lengths", None)
-        if sizer is not None:
-            return list(sizer(values))
-        return [len(v) if hasattr(v, "__len__") else 0 for v in values]
+        return list(self.encoder.processor.lengths(values))
 
     def iter_encode(
         self,

@@ -144,28 +144,42 @@ class RetrievalResult:
 
 
 def retrieval_metrics(
-    scores: np.ndarray, relevant: Sequence[set[int]], ks: Sequence[int] = (1, 5, 10)
+    scores: np.ndarray, relevant: Sequence[set[int]], ks: Sequence[int] = (1, 5, 10), hits: bool = False
 ) -> RetrievalResult:
-    """Metrics from a ``(Q, N)`` score matrix and each query's set of relevant corpus indices."""
+    """Metrics from a ``(Q, N)`` score matrix and each query's set of relevant corpus indices.
+
+    Always: ``recall@k`` (share of the query's relevant documents in the top k), ``mrr@10``, ``ndcg@10``.
+    With ``hits``: also ``hit@k`` (1 when *any* relevant document is in the top k: the image->caption
+    convention of Flickr/COCO) and ``median_rank`` (median over queries of the rank of the first relevant
+    document, 1 = first). Ranking is by descending score; ties keep corpus order (a stable sort).
+    """
     scores = np.asarray(scores, dtype=np.float64)
-    if scores.shape[0] != len(relevant):
-        raise ValueError(f"{scores.shape[0]} score rows but {len(relevant)} relevance sets")
-    depth = min(max(max(ks), 10), scores.shape[1])
-    # stable descending order; ties keep corpus order
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
-    per: dict[str, list[float]] = {f"recall@{k}": [] for k in ks}
-    per["mrr@10"], per["ndcg@10"] = [], []
-    discounts = 1.0 / np.log2(np.arange(2, depth + 2))
+    if scores.ndim != 2 or scores.shape[0] != len(relevant):
+        raise ValueError(f"{scores.shape[0] if scores.ndim else 0} score rows but {len(relevant)} relevance sets")
+    n_docs = scores.shape[1]
+    depth = n_docs if hits else min(max(max(ks), 10), n_docs)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :depth]  # (Q, depth)
+    is_rel = np.zeros(order.shape, dtype=bool)
+    n_rel = np.empty(len(relevant))
     for i, rel in enumerate(relevant):
         if not rel:
             raise ValueError(f"query {i} has no relevant document")
-        hits = np.array([j in rel for j in top[i]], dtype=np.float64)
+        is_rel[i] = np.isin(order[i], np.fromiter(rel, dtype=np.int64, count=len(rel)))
+        n_rel[i] = len(rel)
+    per: dict[str, np.ndarray] = {}
+    for k in ks:
+        per[f"recall@{k}"] = is_rel[:, :k].sum(axis=1) / n_rel
+    top10 = is_rel[:, :10]
+    first10 = np.where(top10.any(axis=1), top10.argmax(axis=1), -1)
+    per["mrr@10"] = np.where(first10 >= 0, 1.0 / (first10 + 1), 0.0)
+    discounts = 1.0 / np.log2(np.arange(2, top10.shape[1] + 2))
+    dcg = (top10 * discounts).sum(axis=1)
+    ideal = np.array([discounts[: min(int(r), 10, depth)].sum() for r in n_rel])
+    per["ndcg@10"] = dcg / ideal
+    if hits:
         for k in ks:
-            per[f"recall@{k}"].append(hits[:k].sum() / len(rel))
-        first = np.flatnonzero(hits[:10])
-        per["mrr@10"].append(1.0 / (first[0] + 1) if len(first) else 0.0)
-        dcg = (hits[:10] * discounts[: len(hits[:10])]).sum()
-        ideal = discounts[: min(len(rel), 10, depth)].sum()
-        per["ndcg@10"].append(dcg / ideal)
-    arrays = {k: np.asarray(v) for k, v in per.items()}
-    return RetrievalResult({k: float(v.mean()) for k, v in arrays.items()}, len(relevant), arrays)
+            per[f"hit@{k}"] = is_rel[:, :k].any(axis=1).astype(np.float64)
+        first = is_rel.argmax(axis=1)  # every query has a relevant document somewhere in the full ranking
+        per["median_rank"] = first + 1.0
+    metrics = {k: float(np.median(v) if k == "median_rank" else v.mean()) for k, v in per.items()}
+    return RetrievalResult(metrics, len(relevant), per)

@@ -37,7 +37,7 @@ from polymodal.model import EmbeddingModel
 from polymodal.plugins.text.encoder import TextEncoder
 from polymodal.plugins.text.processor import TextProcessor
 from polymodal.poolers import ClsPooler, Pooler
-from polymodal.systems.schedules import with_warmup_linear_decay
+from polymodal.schedules import with_warmup_linear_decay
 
 __all__ = ["CrossEncoder", "CrossEncoderSystem", "PairTextProcessor", "PassThrough"]
 
