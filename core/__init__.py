@@ -25,20 +25,30 @@ _LAZY = {
     "plugin_report": "polymodal.plugins_manager",
     "EmbeddingModel": "polymodal.model",
     "load": "polymodal.model",
-    "ContrastiveSystem": "polymodal.systems",
-    "PredictionSystem": "polymodal.systems",
+    "System": "polymodal.system",
+    "Batch": "polymodal.contracts",
+    "ContrastiveSystem": "polymodal.presets",
+    "CrossEncoderSystem": "polymodal.presets",
+    "LanguageModelSystem": "polymodal.presets",
+    "PredictionSystem": "polymodal.presets",
+    "Task": "polymodal.presets",
     "TableDataModule": "polymodal.data",
+    "create_model": "polymodal.registry",
+    "list_models": "polymodal.registry",
 }
 
 __all__ = ["PLUGIN_API_VERSION", "__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from polymodal.contracts import Batch
     from polymodal.data import TableDataModule
     from polymodal.features import Features
     from polymodal.modality import Encoder, Modality, Processor
     from polymodal.model import EmbeddingModel, load
     from polymodal.plugins_manager import get_modality, load_plugins, modalities, plugin_report
-    from polymodal.systems import ContrastiveSystem, PredictionSystem
+    from polymodal.presets import ContrastiveSystem, CrossEncoderSystem, LanguageModelSystem, PredictionSystem, Task
+    from polymodal.registry import create_model, list_models
+    from polymodal.system import System
 
 
 def __getattr__(name: str) -> Any:

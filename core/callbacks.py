@@ -20,20 +20,32 @@ class ExportModel(pl.Callback):
 
     Args:
         dirpath: target folder; default ``<trainer.default_root_dir>/model``.
-        column: which input column's tower to export (multi-tower systems).
+        column: export the tower of this input column (multi-tower systems; default the first column's).
+        tower: export this tower (by name) instead.
+        head: export a scoring model: the tower with this linear head (a cross-encoder).
         best: when a ``ModelCheckpoint`` monitors a metric, export the weights of its best
             checkpoint (and leave them loaded in the module) rather than the last step's.
     """
 
-    def __init__(self, dirpath: str | None = None, column: str | None = None, best: bool = True) -> None:
+    def __init__(
+        self,
+        dirpath: str | None = None,
+        column: str | None = None,
+        tower: str | None = None,
+        head: str | None = None,
+        best: bool = True,
+    ) -> None:
         self.dirpath = dirpath
         self.column = column
+        self.tower = tower
+        self.head = head
         self.best = best
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not hasattr(pl_module, "embedding_model") and not hasattr(pl_module, "inference_model"):
-            name = type(pl_module).__name__
-            raise TypeError(f"ExportModel needs a system with embedding_model() or inference_model(), got {name}")
+        from polymodal.contracts import SystemContract
+
+        if not isinstance(pl_module, SystemContract):
+            raise TypeError(f"ExportModel needs a polymodal System, got {type(pl_module).__name__}")
         which = "last step"
         ckpt = trainer.checkpoint_callback
         best_path = getattr(ckpt, "best_model_path", "") if self.best and getattr(ckpt, "monitor", None) else ""
@@ -45,8 +57,7 @@ class ExportModel(pl.Callback):
             which = f"best checkpoint {Path(best_path).name} ({ckpt.monitor}={float(ckpt.best_model_score):.4f})"
         if trainer.is_global_zero:
             target = Path(self.dirpath or Path(trainer.default_root_dir) / "model")
-            export = getattr(pl_module, "inference_model", None) or pl_module.embedding_model
-            export(self.column).save(target)
+            pl_module.inference_model(self.column, tower=self.tower, head=self.head).save(target)
             log.info("exported model (%s) to %s", which, target)
             print(f"polymodal: exported model ({which}) to {target}")
 
@@ -101,10 +112,10 @@ class LoadEncoderWeights(pl.Callback):
         state = {k[len("encoder.") :]: v for k, v in weights.items() if k.startswith("encoder.")}
         if not state:
             raise ValueError(f"{folder}: model.safetensors holds no encoder.* weights")
-        encoders = getattr(pl_module, "encoders", None)
-        if encoders is None or len(encoders) != 1:
-            raise ValueError("LoadEncoderWeights needs a system with exactly one encoder")
-        encoder = next(iter(encoders.values()))
+        towers = getattr(pl_module, "towers", None)
+        if towers is None or len(towers) != 1:
+            raise ValueError("LoadEncoderWeights needs a System with exactly one tower")
+        encoder = next(iter(towers.values()))
         missing, unexpected = encoder.load_state_dict(state, strict=self.strict)
         print(f"polymodal: loaded {len(state)} encoder tensors from {folder}")
         if missing or unexpected:
@@ -146,12 +157,7 @@ class StepTimer(pl.Callback):
 
         self._sync(pl_module)
         self.times.append(time.perf_counter() - self._start)
-        inputs = batch["inputs"] if isinstance(batch, dict) and "inputs" in batch else None
-        size = 0
-        if inputs:
-            first = next(iter(inputs[0].values()))
-            size = len(first)
-        self.sizes.append(size)
+        self.sizes.append(len(batch) if hasattr(batch, "__len__") else 0)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         times, sizes = self.times[self.skip :], self.sizes[self.skip :]

@@ -166,7 +166,7 @@ class Step:
             head = self.system.heads[name] if name in self.system.heads else None
             if head is None:
                 raise KeyError(f"no head {name!r}; heads: {sorted(self.system.heads)}")
-            self._heads[name] = head(self.embeddings(head.columns))
+            self._heads[name] = head(self.embeddings(head.columns))  # columns None: every input column
         return self._heads[name]
 
     # ---------------------------------------------------------------- sharing
@@ -207,7 +207,7 @@ class System(pl.LightningModule):
         objectives: name -> objective (:mod:`polymodal.objectives`). A plain pooled-embedding loss
             (``loss(embeddings, target)``) is wrapped in :class:`~polymodal.objectives.EmbeddingLoss`.
         metrics: name -> :class:`~polymodal.metrics.StepMetric` (computed over the whole val / test split).
-        processors: input column -> processor, overriding the tower's (e.g. a pair tokenizer).
+        processors: input column (or tower name) -> processor, overriding the tower's (e.g. a pair tokenizer).
         frozen: parameter-name globs kept fixed (``"towers.text.*"``); fully frozen modules stay in eval mode
             while training (no dropout, no batch-norm updates).
         trainable: globs re-enabled after ``frozen`` (``"towers.lm.model.layers.29.*"``).
@@ -273,7 +273,7 @@ class System(pl.LightningModule):
             if not isinstance(head, Head):
                 raise TypeError(f"head {name!r} must be a polymodal.heads.Head, got {type(head).__name__}")
             if not head.built:
-                head.build([self._width(c) for c in head.columns])
+                head.build(self._head_widths(head))
         if loss is not None and objectives is not None:
             raise ValueError("give loss (one objective) or objectives (named), not both")
         raw = {"loss": loss} if loss is not None else _named(objectives, "objective")
@@ -329,12 +329,22 @@ class System(pl.LightningModule):
             raise KeyError(f"no pooler for tower {name!r}: add it to poolers")
         return self.pooler
 
-    def _width(self, column: str) -> int:
-        tower = self.tower_for(column)
-        dim = getattr(tower, "output_dim", None)
+    def _tower_width(self, name: str) -> int:
+        dim = getattr(self.towers[name], "output_dim", None)
         if not isinstance(dim, int):
-            raise ValueError(f"head input column {column!r}: tower {self.tower_name(column)!r} has no output_dim")
+            raise ValueError(
+                f"tower {name!r} ({type(self.towers[name]).__name__}) has no output_dim for a head to read"
+            )
         return dim
+
+    def _head_widths(self, head: Head) -> list[int]:
+        """Input widths of a head: its columns' towers; without columns, every input column, i.e. the
+        shared tower ``head.num_inputs`` times, or each named tower once in order."""
+        if head.columns is not None:
+            return [self._tower_width(self.tower_name(c)) for c in head.columns]
+        if SHARED in self.towers:
+            return [self._tower_width(SHARED)] * head.num_inputs
+        return [self._tower_width(name) for name in self.towers]
 
     def pool(self, features: Features, column: str) -> Tensor:
         if self.use_encoder_pooled and features.pooled is not None:
@@ -349,8 +359,9 @@ class System(pl.LightningModule):
         self._columns = list(columns)
         out = []
         for c in columns:
-            if c in self.processor_overrides:
-                out.append(self.processor_overrides[c])
+            override = self.processor_overrides.get(c, self.processor_overrides.get(self.tower_name(c)))
+            if override is not None:
+                out.append(override)
                 continue
             tower = self.tower_for(c)
             if not isinstance(tower, Encoder):
@@ -553,7 +564,7 @@ class System(pl.LightningModule):
     def _metrics_for(self, step: Step) -> list[StepMetric]:
         out = []
         for metric in self.metrics.values():
-            if step.stage in metric.stages and step.has(*metric.requires()):
+            if step.stage in metric.stages and metric.applies(step):
                 out.append(metric)
         return out
 

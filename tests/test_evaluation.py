@@ -10,7 +10,7 @@ import torch
 
 from polymodal.evaluation import (
     ElasticEvaluator,
-    EmbeddingCache,
+    FeatureCache,
     LinearProbeEvaluator,
     MTEBModel,
     RetrievalEvaluator,
@@ -124,17 +124,17 @@ def test_embedding_cache_hits_and_persists(tiny_model, tmp_path):
             calls.append(list(values))
             return real(values, **kw)
 
-    cache = EmbeddingCache(Spy(), tmp_path)
+    cache = FeatureCache(Spy(), tmp_path)
     first = cache.encode(["a", "b", "a"])
     assert calls == [["a", "b"]] and cache.misses == 2 and cache.hits == 1
     second = cache.encode(["b", "c"])
     assert calls[-1] == ["c"]
     np.testing.assert_allclose(second[0], first[1])
     np.testing.assert_allclose(first, real(["a", "b", "a"]), atol=1e-6)
-    reopened = EmbeddingCache(Spy(), tmp_path)
+    reopened = FeatureCache(Spy(), tmp_path)
     assert len(reopened) == 3
     reopened.encode(["a", "b", "c"])
     assert calls[-1] == ["c"] and reopened.hits == 3  # nothing recomputed
     # a changed model gets a different fingerprint: no stale vectors
     changed = EmbeddingModel(TextEncoder(model=TINY_BERT, tokenizer="bytes", max_length=64), MeanPooler())
-    assert EmbeddingCache(changed, tmp_path).fingerprint != cache.fingerprint
+    assert FeatureCache(changed, tmp_path).fingerprint != cache.fingerprint

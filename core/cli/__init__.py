@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "recipes": "list shipped recipes and their configs",
     "evaluate": "STS evaluation: cosine Spearman/Pearson of a model on scored pairs",
     "encode": "embed one column of a table into a .npy file",
+    "sweep": "run named override sets of shipped configs and collect one results table",
+    "models": "list registered model names (pretrained and architectures) with their cards",
 }
 
 

@@ -40,9 +40,13 @@ def lightning_cli(args: list[str] | None) -> Any:
     import polymodal.callbacks  # noqa: F401 - short names for callbacks
     import polymodal.checkpoint  # noqa: F401 - the default checkpoint IO
     import polymodal.data  # noqa: F401 - short names for data modules
+    import polymodal.heads  # noqa: F401 - short names for heads
     import polymodal.losses  # noqa: F401
+    import polymodal.metrics.step  # noqa: F401 - short names for metrics
+    import polymodal.objectives  # noqa: F401 - short names for objectives
     import polymodal.poolers  # noqa: F401
-    import polymodal.systems  # noqa: F401
+    import polymodal.presets  # noqa: F401 - ContrastiveSystem, PredictionSystem, ... by short name
+    import polymodal.system  # noqa: F401
     import polymodal.vector  # noqa: F401 - FeatureMLP by its short name
 
     return LightningCLI(

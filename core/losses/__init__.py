@@ -8,7 +8,6 @@ list of ``(B, D)`` tensors for the input columns in order, and ``target`` the la
 from __future__ import annotations
 
 from polymodal.losses.cached import CachedInfoNCELoss
-from polymodal.losses.context import BatchContext
 from polymodal.losses.cosent import CoSENTLoss, cosent_loss
 from polymodal.losses.cosine_mse import CosineMSELoss, cosine_mse_loss
 from polymodal.losses.distillation import (
@@ -23,11 +22,7 @@ from polymodal.losses.matryoshka import MatryoshkaLoss, matryoshka_loss
 from polymodal.losses.matryoshka2d import Matryoshka2DLoss
 from polymodal.losses.mining import MinedNegatives, mine_hard_negatives
 
-# BatchLossSystem (polymodal.losses.system, an alias of ContrastiveSystem) is not imported here: it imports the systems
-# package, which imports this one.
-
 __all__ = [
-    "BatchContext",
     "CachedInfoNCELoss",
     "CoSENTLoss",
     "CosineMSELoss",

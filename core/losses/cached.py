@@ -20,12 +20,17 @@ rounding), at the cost of one extra forward pass.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from polymodal.losses.context import BatchContext, batch_size_of, slice_inputs
+from polymodal.losses.context import batch_size_of, slice_inputs
 from polymodal.losses.infonce import InfoNCELoss
+from polymodal.objectives.base import STAGES, Objective
+
+if TYPE_CHECKING:  # pragma: no cover
+    from polymodal.system import Step
 
 __all__ = ["CachedInfoNCELoss"]
 
@@ -43,7 +48,7 @@ class _RandState:
             torch.cuda.set_rng_state(self.cuda)
 
 
-class CachedInfoNCELoss(InfoNCELoss):
+class CachedInfoNCELoss(Objective):
     """GradCache version of :class:`InfoNCELoss` (same arguments plus ``mini_batch_size``).
 
     Args:
@@ -52,20 +57,28 @@ class CachedInfoNCELoss(InfoNCELoss):
         symmetric: also classify positives against all anchors.
         gather: gather candidates across ranks under DDP.
 
-    Needs a system that passes a batch context (``ContrastiveSystem`` does); without one
-    (validation) it is plain InfoNCE.
+        weight: weight in the System's total loss.
+        stages: where it runs.
+
+    An objective of :class:`polymodal.System`: in training it runs the towers itself through the step; in
+    validation (no gradients) it is plain InfoNCE on the step's embeddings.
 
     Example:
         >>> loss = CachedInfoNCELoss(mini_batch_size=64)
-        >>> value = loss.loss_from_context(context)  # value.backward() re-embeds and backprops
+        >>> value = loss(step)  # value.backward() re-embeds each mini-batch and back-propagates
     """
 
-    uses_context = True
-
     def __init__(
-        self, mini_batch_size: int = 64, temperature: float = 0.05, symmetric: bool = False, gather: bool = True
+        self,
+        mini_batch_size: int = 64,
+        temperature: float = 0.05,
+        symmetric: bool = False,
+        gather: bool = True,
+        weight: float = 1.0,
+        stages: Sequence[str] = STAGES,
     ) -> None:
-        super().__init__(temperature=temperature, symmetric=symmetric, gather=gather)
+        super().__init__(weight, stages)
+        self.info_nce = InfoNCELoss(temperature=temperature, symmetric=symmetric, gather=gather)
         if mini_batch_size < 1:
             raise ValueError(f"mini_batch_size must be >= 1, got {mini_batch_size}")
         self.mini_batch_size = mini_batch_size
@@ -74,7 +87,12 @@ class CachedInfoNCELoss(InfoNCELoss):
         n = batch_size_of(inputs)
         return [(s, min(s + self.mini_batch_size, n)) for s in range(0, n, self.mini_batch_size)]
 
-    def loss_from_context(self, context: BatchContext) -> Tensor:
+    def forward(self, step: Step) -> Tensor:
+        if not step.training or not torch.is_grad_enabled():
+            return self.info_nce(step.embeddings())
+        return self.loss_from_context(step)
+
+    def loss_from_context(self, context: Step) -> Tensor:
         reps: list[Tensor] = []
         states: list[list[_RandState]] = []
         with torch.no_grad():
@@ -86,10 +104,10 @@ class CachedInfoNCELoss(InfoNCELoss):
                 reps.append(torch.cat(parts))  # (B, D)
                 states.append(column_states)
         if not torch.is_grad_enabled():
-            return super().forward(reps)
+            return self.info_nce(reps)
         leaves = [r.detach().requires_grad_() for r in reps]
         with torch.enable_grad():
-            loss = super().forward(leaves)
+            loss = self.info_nce(leaves)
             grads = torch.autograd.grad(loss, leaves)  # cached d loss / d embeddings
         result = loss.detach().requires_grad_()
         result.register_hook(_Backward(context, self._chunks, grads, states))
@@ -99,7 +117,7 @@ class CachedInfoNCELoss(InfoNCELoss):
 class _Backward:
     """Hook on the returned loss: re-embed each mini-batch and back-propagate cached grads."""
 
-    def __init__(self, context: BatchContext, chunks, grads: Sequence[Tensor], states: list[list[_RandState]]) -> None:
+    def __init__(self, context: Step, chunks, grads: Sequence[Tensor], states: list[list[_RandState]]) -> None:
         self.context, self.chunks, self.grads, self.states = context, chunks, grads, states
 
     def __call__(self, grad_output: Tensor) -> None:

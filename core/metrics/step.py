@@ -52,6 +52,10 @@ class StepMetric(Metric):
         """``(input columns, target names)`` a batch must hold for this metric."""
         return [], []
 
+    def applies(self, step: Step) -> bool:
+        """Whether this batch has what the metric reads (metrics skip batches that do not)."""
+        return step.has(*self.requires())
+
 
 def _np(x: Any) -> np.ndarray:
     return dim_zero_cat(x).detach().double().cpu().numpy() if isinstance(x, list) else x.detach().double().cpu().numpy()
@@ -72,8 +76,10 @@ class PairSimilarity(StepMetric):
         self.add_state("cos", default=[], dist_reduce_fx="cat")
         self.add_state("gold", default=[], dist_reduce_fx="cat")
 
-    def requires(self) -> tuple[list[str], list[str]]:
-        return list(self.columns or []), [self.target] if self.target else []
+    def applies(self, step: Step) -> bool:
+        columns = self.columns or step.columns[:2]
+        target = step.target_name(self.target)
+        return len(columns) == 2 and step.has(columns, [target] if target else ["<none>"])
 
     def update(self, step: Step) -> None:
         a, b = step.embeddings(self.columns or step.columns[:2])
@@ -117,8 +123,9 @@ class HeadMetrics(StepMetric):
         self.add_state("pred", default=[], dist_reduce_fx="cat")
         self.add_state("gold", default=[], dist_reduce_fx="cat")
 
-    def requires(self) -> tuple[list[str], list[str]]:
-        return [], [self.target] if self.target else []
+    def applies(self, step: Step) -> bool:
+        target = step.target_name(self.target)
+        return step.has([], [target] if target else ["<none>"])
 
     def update(self, step: Step) -> None:
         out = step.head(self.head).detach().float()

@@ -1,9 +1,12 @@
-"""Embedding cache keyed by content hash: repeated encodes of the same inputs are free.
+"""The one feature cache: outputs of a frozen model keyed on (content, model fingerprint).
 
-Keys are SHA-256 digests of (model fingerprint, normalisation flag, input value). The model
-fingerprint hashes every weight and the saved config, so a changed model never reuses stale
-vectors. The cache lives in memory and, with ``directory``, in one ``.npz`` file per model
-fingerprint (written atomically), so it survives restarts.
+Every recipe that precomputes features of a frozen encoder (sentence embeddings of essays, image patch
+grids, ...) uses :class:`FeatureCache`. Keys are SHA-256 digests of (model fingerprint, options, input
+content): a string by its UTF-8 bytes, a file (``key="file"``) by its bytes, an array by its bytes. The model
+fingerprint hashes every weight, the encoder and pooler configuration, so a changed model, a changed file or
+a changed option never reuses stale vectors; nothing depends on file names or modification times. The cache
+lives in memory and, with ``directory``, in one ``.npz`` per fingerprint and options, written atomically
+(temporary file, fsync, rename), read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["EmbeddingCache", "content_key", "model_fingerprint"]
+__all__ = ["FeatureCache", "content_key", "file_key", "model_fingerprint"]
 
 
 def model_fingerprint(model: Any) -> str:
@@ -36,6 +39,16 @@ def model_fingerprint(model: Any) -> str:
     pooler = getattr(model, "pooler", None)
     if pooler is not None and hasattr(pooler, "get_config"):
         h.update(f"{type(pooler).__qualname__}{json.dumps(pooler.get_config(), sort_keys=True, default=str)}".encode())
+    return h.hexdigest()
+
+
+def file_key(path: str | os.PathLike[str], salt: str = "") -> str:
+    """Digest of a file's bytes (not its name or time): the key of a cached image or document."""
+    h = hashlib.sha256(salt.encode())
+    h.update(b"f")
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
     return h.hexdigest()
 
 
@@ -59,25 +72,40 @@ def content_key(value: Any, salt: str = "") -> str:
     return h.hexdigest()
 
 
-class EmbeddingCache:
+class FeatureCache:
     """``encode`` with memoisation by content.
 
     Args:
         model: an ``EmbeddingModel`` (or anything with ``encode`` and ``state_dict``).
         directory: optional folder to persist the cache in.
+        key: ``"value"`` (hash the input value itself) or ``"file"`` (inputs are file paths: hash the file's
+            bytes, so a renamed file hits and a changed file misses).
+        options: extra text that changes the features without changing the weights (a prompt, an image
+            size, a pooling option); part of every key.
 
     Attributes:
         hits, misses: counts over the cache's lifetime.
 
     Example:
-        >>> cached = EmbeddingCache(model, "~/.cache/polymodal")
+        >>> cached = FeatureCache(model, "~/.cache/polymodal")
         >>> cached.encode(sentences)  # computes
         >>> cached.encode(sentences)  # free
     """
 
-    def __init__(self, model: Any, directory: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        directory: str | os.PathLike[str] | None = None,
+        key: str = "value",
+        options: str = "",
+    ) -> None:
+        if key not in ("value", "file"):
+            raise ValueError(f"key must be 'value' or 'file', got {key!r}")
         self.model = model
+        self.key = key
+        self.options = options
         self.fingerprint = model_fingerprint(model)
+        self.tag = hashlib.sha256(f"{self.fingerprint}:{key}:{options}".encode()).hexdigest()
         self.directory = Path(directory).expanduser() if directory is not None else None
         self.store: dict[str, np.ndarray] = {}
         self.hits = self.misses = 0
@@ -88,7 +116,7 @@ class EmbeddingCache:
 
     @property
     def path(self) -> Path | None:
-        return None if self.directory is None else self.directory / f"{self.fingerprint[:32]}.npz"
+        return None if self.directory is None else self.directory / f"{self.tag[:32]}.npz"
 
     def __len__(self) -> int:
         return len(self.store)
@@ -98,8 +126,8 @@ class EmbeddingCache:
     ) -> np.ndarray:
         """Like ``model.encode`` (numpy output); only values not seen before are computed."""
         values = list(values)
-        salt = f"{self.fingerprint}:{normalize}"
-        keys = [content_key(v, salt) for v in values]
+        salt = f"{self.tag}:{normalize}"
+        keys = [file_key(v, salt) if self.key == "file" else content_key(v, salt) for v in values]
         missing: dict[str, Any] = {}
         for k, v in zip(keys, values):
             if k not in self.store and k not in missing:
