@@ -450,6 +450,12 @@ class System(pl.LightningModule):
                 module.eval()
         return self
 
+    def on_train_epoch_start(self) -> None:
+        # Lightning does not call train() itself: a fully frozen tower is put in eval mode here (no dropout, no
+        # batch-norm statistic updates); validation loops restore exactly these modes afterwards.
+        for module in self._frozen_modules():
+            module.eval()
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.save_frozen:
             return

@@ -9,14 +9,15 @@ import polymodal
 from polymodal.cli import main
 from polymodal.losses import Matryoshka2DLoss
 from polymodal.recipes import recipe_root
-from polymodal.systems import ContrastiveSystem
+from polymodal.system import System
 
 
 def test_tiny_fit_exports_and_evaluates_every_layer_dim(tmp_path, capsys):
     cli = main(["fit", "--config", "recipes/matryoshka_2d/tiny.yaml", f"--trainer.default_root_dir={tmp_path}"])
     assert cli.trainer.state.finished
-    assert isinstance(cli.model, ContrastiveSystem) and isinstance(cli.model.loss_fn, Matryoshka2DLoss)
-    assert cli.model.loss_fn.layer_weighting == "uniform"
+    loss = cli.model.objectives["loss"]
+    assert isinstance(cli.model, System) and isinstance(loss, Matryoshka2DLoss)
+    assert loss.layer_weighting == "uniform"
     assert np.isfinite(float(cli.trainer.callback_metrics["train/loss"]))
     model = polymodal.load(tmp_path / "model")
     np.testing.assert_allclose(model.encode(["a b"]), cli.model.embedding_model().encode(["a b"]), atol=1e-6)
