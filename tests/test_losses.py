@@ -245,8 +245,8 @@ def test_batch_loss_system_trains_with_cached_loss_under_lightning(tmp_path):
     import pytorch_lightning as pl
 
     from polymodal.data import TableDataModule
-    from polymodal.recipes import recipe_root
     from polymodal.presets import ContrastiveSystem
+    from polymodal.recipes import recipe_root
 
     enc = _encoder()
     system = ContrastiveSystem(encoder=enc, loss=CachedInfoNCELoss(mini_batch_size=4), warmup_ratio=0.0)
