@@ -10,8 +10,10 @@ On disk a model is a folder::
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -216,6 +218,7 @@ class EmbeddingModel(nn.Module):
         at any moment leaves the previous model or this one, never a mix. An existing folder that
         is not a model folder (no ``polymodal.json``) and is not empty is refused, not deleted.
         """
+        from safetensors import SafetensorError
         from safetensors.torch import save_file
 
         config = {
@@ -240,9 +243,14 @@ class EmbeddingModel(nn.Module):
             assets = tmp / "encoder"
             assets.mkdir()
             self.encoder.save_assets(assets)
-            save_file(
-                _untie(state), str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "polymodal": str(FORMAT_VERSION)}
-            )
+            try:
+                save_file(
+                    _untie(state), str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "polymodal": str(FORMAT_VERSION)}
+                )
+            except SafetensorError as exc:  # e.g. "I/O error: No space left on device (os error 28)"
+                code = re.search(r"os error (\d+)", str(exc))
+                number = int(code.group(1)) if code else errno.EIO
+                raise OSError(number, os.strerror(number)) from None
             (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2))  # written last
         return target
 
