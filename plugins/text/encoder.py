@@ -184,6 +184,8 @@ class TextEncoder(Encoder):
                 check_hf_size(config, folder)
                 verbosity = hf_logging.get_verbosity()
                 hf_logging.set_verbosity_error()  # "unused weights (pooler)" noise
+                bars = hf_logging.is_progress_bar_enabled()
+                hf_logging.disable_progress_bar()  # a "Loading weights" bar on every load
                 try:
                     self.model = AutoModel.from_pretrained(
                         str(folder),
@@ -194,6 +196,8 @@ class TextEncoder(Encoder):
                     )
                 finally:
                     hf_logging.set_verbosity(verbosity)
+                    if bars:
+                        hf_logging.enable_progress_bar()
             else:
                 self.model = AutoModel.from_config(
                     config, attn_implementation=attn_implementation, trust_remote_code=False
