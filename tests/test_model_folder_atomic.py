@@ -94,6 +94,7 @@ def test_kill_9_during_resave_leaves_old_or_new(pair, tmp_path):
         assert child.exitcode == -signal.SIGKILL
         outcomes.append(_which(target, refs))
     assert len(outcomes) == 24 and set(outcomes) <= {"old", "new"}
+    print(f"kill -9 outcomes: {outcomes.count('old')} old, {outcomes.count('new')} new, 0 unloadable, 0 hybrid")
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "model"]
     # the killed writers' temp folders are swept by the next save
     _model("old").save(target)
