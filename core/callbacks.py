@@ -34,10 +34,11 @@ class ExportModel(pl.Callback):
         if not hasattr(pl_module, "embedding_model") and not hasattr(pl_module, "inference_model"):
             name = type(pl_module).__name__
             raise TypeError(f"ExportModel needs a system with embedding_model() or inference_model(), got {name}")
-        if trainer.limit_train_batches == 0 or trainer.num_training_batches == 0:
+        if trainer.limit_train_batches == 0 or trainer.num_training_batches == 0 or trainer.global_step == 0:
             raise ValueError(
                 "ExportModel: the fit ran 0 training batches; refusing to export an untrained model "
-                f"(check the training table and batch_size; limit_train_batches={trainer.limit_train_batches})"
+                f"(check the training table and batch_size; limit_train_batches={trainer.limit_train_batches}, "
+                f"max_steps={trainer.max_steps}, max_epochs={trainer.max_epochs})"
             )
         which = "last step"
         ckpt = trainer.checkpoint_callback
