@@ -98,15 +98,30 @@ class Encoder(nn.Module, abc.ABC):
         return False
 
 
-def encoder_class(path: str) -> type[Encoder]:
-    """Import an encoder class from ``"module:Class"`` or ``"module.Class"``."""
-    import importlib
+#: Encoder classes of shipped recipes that exported model folders name. Recipes are not plugins,
+#: so their classes are listed here (our own installed package: importing them runs only our code).
+RECIPE_ENCODERS: tuple[str, ...] = (
+    "polymodal.recipes.grounded_sentence.encoders.CharGRUEncoder",
+    "polymodal.recipes.grounded_sentence.encoders.ImageProjection",
+)
 
-    module, _, name = path.replace(":", ".").rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    if not (isinstance(cls, type) and issubclass(cls, Encoder)):
-        raise TypeError(f"{path} is not a polymodal Encoder")
-    return cls
+
+def encoder_class(path: str, *, where: str = "", field: str = "encoder.class") -> type[Encoder]:
+    """The registered encoder class a saved name refers to (``"module.Class"`` or ``"module:Class"``).
+
+    Resolved only against :mod:`polymodal.registry` (core classes, loaded plugins' encoders, and
+    :data:`RECIPE_ENCODERS`); a name that is not registered is a one-line ``ValueError`` naming
+    ``where`` and ``field``. No module named by a file is ever imported.
+    """
+    from polymodal.registry import register_class, registered_classes, resolve_class
+
+    name = path.replace(":", ".") if isinstance(path, str) else path
+    if isinstance(name, str) and name in RECIPE_ENCODERS and name not in registered_classes("encoder"):
+        import importlib
+
+        module, _, attr = name.rpartition(".")
+        register_class(getattr(importlib.import_module(module), attr), "encoder")
+    return resolve_class(name, "encoder", field=field, base=Encoder, where=where)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,13 @@ On disk a model is a folder::
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import re
+import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -20,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from polymodal.io import atomic_path, ensure_writable_dir, resolve_path
+from polymodal.io import atomic_dir, resolve_path
 from polymodal.modality import Encoder, encoder_class
 from polymodal.poolers import MeanPooler, Pooler, pooler_config, pooler_from_config
 
-__all__ = ["FORMAT_VERSION", "EmbeddingModel", "load"]
+__all__ = ["FOLDER_FORMATS", "FORMAT_VERSION", "EmbeddingModel", "detect_format", "load", "read_config"]
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "polymodal.json"
@@ -61,6 +66,8 @@ class EmbeddingModel(nn.Module):
                 f"default_prompt_name {default_prompt_name!r} is not one of the prompts {sorted(self.prompts)}"
             )
         self.default_prompt_name = default_prompt_name
+        #: the folder format :func:`load` recognised (``"polymodal"``, ``"sentence-transformers"``, ...).
+        self.source_format: str | None = None
 
     @property
     def modality(self) -> str:
@@ -72,6 +79,14 @@ class EmbeddingModel(nn.Module):
 
     def forward(self, inputs: dict[str, Tensor]) -> Tensor:
         return self.pooler(self.encoder(inputs))
+
+    def _device(self) -> torch.device:
+        """Where the weights live (CPU for an encoder without parameters or buffers)."""
+        for tensor in self.parameters():
+            return tensor.device
+        for tensor in self.buffers():
+            return tensor.device
+        return torch.device("cpu")
 
     # ------------------------------------------------------------------ encode
     def _lengths(self, values: Sequence[Any]) -> list[int]:
@@ -103,7 +118,7 @@ class EmbeddingModel(nn.Module):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         normalize = self.normalize if normalize is None else normalize
-        device = next(self.parameters()).device
+        device = self._device()
         processor = self.encoder.processor
         n = len(values)
         bar = None
@@ -125,8 +140,8 @@ class EmbeddingModel(nn.Module):
                 return (F.normalize(emb, dim=-1) if normalize else emb).cpu()
 
         pool = None
-        was_training = self.training
-        self.eval()
+        mode = eval_for_call(self)
+        mode.__enter__()
         try:
             if streams > 1:
                 from concurrent.futures import ThreadPoolExecutor
@@ -154,7 +169,7 @@ class EmbeddingModel(nn.Module):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
                 torch.set_num_threads(threads)
-            self.train(was_training)
+            mode.__exit__(None, None, None)
             if bar is not None:
                 bar.close()
 
@@ -194,13 +209,15 @@ class EmbeddingModel(nn.Module):
 
     # ------------------------------------------------------------- save / load
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model folder (atomically per file); returns its path."""
+        """Write the model folder; returns its path.
+
+        The folder is replaced as a whole (:func:`polymodal.io.atomic_dir`): a kill or a full disk
+        at any moment leaves the previous model or this one, never a mix. An existing folder that
+        is not a model folder (no ``polymodal.json``) and is not empty is refused, not deleted.
+        """
+        from safetensors import SafetensorError
         from safetensors.torch import save_file
 
-        directory = ensure_writable_dir(path, what="model directory")
-        assets = directory / "encoder"
-        assets.mkdir(exist_ok=True)
-        self.encoder.save_assets(assets)
         config = {
             "format_version": FORMAT_VERSION,
             "modality": self.modality,
@@ -218,11 +235,21 @@ class EmbeddingModel(nn.Module):
             config["model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
             config["model_args"] = self.model_args()
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        with atomic_path(directory / WEIGHTS_NAME) as tmp:
-            save_file(_untie(state), str(tmp), metadata={"format": "pt", "polymodal": str(FORMAT_VERSION)})
-        with atomic_path(directory / CONFIG_NAME) as tmp:
-            tmp.write_text(json.dumps(config, indent=2))
-        return directory
+        target = Path(path).expanduser()
+        with atomic_dir(target, what="model folder", replaceable=(CONFIG_NAME,)) as tmp:
+            assets = tmp / "encoder"
+            assets.mkdir()
+            self.encoder.save_assets(assets)
+            try:
+                save_file(
+                    _untie(state), str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "polymodal": str(FORMAT_VERSION)}
+                )
+            except SafetensorError as exc:  # e.g. "I/O error: No space left on device (os error 28)"
+                code = re.search(r"os error (\d+)", str(exc))
+                number = int(code.group(1)) if code else errno.EIO
+                raise OSError(number, os.strerror(number)) from None
+            (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2))  # written last
+        return target
 
     def model_args(self) -> dict[str, Any]:
         """Extra constructor arguments a subclass saves in its config (JSON values)."""
@@ -230,50 +257,227 @@ class EmbeddingModel(nn.Module):
 
     @classmethod
     def from_folder(cls, path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> EmbeddingModel:
-        """Load a folder written by :meth:`save`. Never unpickles anything."""
+        """Load a folder written by :meth:`save`, in eval mode. Never unpickles or imports anything
+        a file names: class names resolve only against :mod:`polymodal.registry`; the architecture is
+        first built on the ``meta`` device and checked against the weights file's header, so a
+        folder whose config declares a huge model fails in one line before anything is allocated.
+        """
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         directory = resolve_path(path, what="model directory")
         config_path = directory / CONFIG_NAME
-        if not config_path.exists():
+        if not config_path.is_file():
             raise FileNotFoundError(f"not a polymodal model folder (no {CONFIG_NAME}): {directory}")
-        try:
-            config = json.loads(config_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{config_path}: invalid JSON: {exc}") from None
-        if config.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{config_path}: format_version {config.get('format_version')} not supported")
-        model_cls = cls
-        if config.get("model_class"):
-            model_cls = _model_class(config["model_class"], config_path)
+        config = read_config(config_path)
+        model_cls: type[EmbeddingModel] = cls
+        if config.get("model_class") is not None:
+            model_cls = _model_class(config["model_class"], str(config_path))
             if not issubclass(model_cls, cls):
                 raise TypeError(f"{config_path}: holds a {config['model_class']}, not a {cls.__qualname__}")
-        enc_cls = encoder_class(config["encoder"]["class"])
-        encoder = enc_cls.from_config(config["encoder"]["config"], directory / "encoder")
-        model = model_cls(
-            encoder,
-            pooler_from_config(config["pooler"]),
-            bool(config.get("normalize", False)),
-            **dict(config.get("model_args") or {}),
-        )
+        enc_cls = encoder_class(config["encoder"]["class"], where=str(config_path))
+        weights = directory / WEIGHTS_NAME
+        header = _weights_header(weights)
+        encoder_dir = directory / "encoder"
+
+        def build() -> EmbeddingModel:
+            try:
+                encoder = enc_cls.from_config(config["encoder"]["config"], encoder_dir)
+                return model_cls(
+                    encoder,
+                    pooler_from_config(config["pooler"], where=str(config_path)),
+                    config.get("normalize", False),
+                    **config.get("model_args", {}),
+                )
+            except (TypeError, KeyError) as exc:
+                raise ValueError(f"{config_path}: {_first_line(exc)}") from None
+
+        _check_against_header(build, header, weights)
+        model = build()
         model.prompts = dict(config.get("prompts") or {})
         model.default_prompt_name = config.get("default_prompt_name")
-        weights = directory / WEIGHTS_NAME
         try:
             state = load_file(str(weights), device=str(map_location))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"weights file missing: {weights}") from None
         except (SafetensorError, OSError, ValueError) as exc:
-            raise ValueError(f"{weights}: corrupt or truncated weights file ({exc})") from None
-        missing, unexpected = model.load_state_dict(state, strict=False)
+            raise ValueError(f"{weights}: corrupt or truncated weights file ({_first_line(exc)})") from None
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # a shape the meta check could not see
+            raise ValueError(
+                f"{weights}: weights do not match the architecture in {CONFIG_NAME}: {_first_line(exc)}"
+            ) from None
         missing = [k for k in missing if not _is_tied(model, k)]
         if missing or unexpected:
             raise ValueError(
                 f"{weights}: weights do not match the architecture in {CONFIG_NAME}: "
                 f"missing {missing[:5]}, unexpected {unexpected[:5]}"
             )
-        return model.to(map_location)
+        model.source_format = "polymodal"
+        return model.to(map_location).eval()
+
+
+#: EmbeddingModel subclasses of our own package that saved folders name, imported only when a folder
+#: names one (the cross-encoder module imports Lightning, which every plugin load would otherwise pay).
+OWN_MODEL_CLASSES: tuple[str, ...] = ("polymodal.plugins.text.cross_encoder.CrossEncoder",)
+
+
+def _model_class(name: Any, where: str) -> type[EmbeddingModel]:
+    """The registered EmbeddingModel subclass ``model_class`` names (see :mod:`polymodal.registry`)."""
+    from polymodal.registry import register_class, registered_classes, resolve_class
+
+    if isinstance(name, str) and name in OWN_MODEL_CLASSES and name not in registered_classes("model"):
+        import importlib
+
+        module, _, attr = name.rpartition(".")
+        register_class(getattr(importlib.import_module(module), attr), "model")
+    return resolve_class(name, "model", field="model_class", base=EmbeddingModel, where=where)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_config(config_path: Path) -> dict[str, Any]:
+    """Read and type-check ``polymodal.json``; every fault is one line naming the file and the field."""
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{config_path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{config_path}: invalid JSON: {exc}") from None
+    where = str(config_path)
+
+    def need(ok: bool, field: str, expected: str, value: Any) -> None:
+        if not ok:
+            raise ValueError(f"{where}: field {field!r} must be {expected}, got {json.dumps(value)[:80]}")
+
+    need(isinstance(config, dict), "(top level)", "a JSON object", config)
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{where}: format_version {config.get('format_version')!r} not supported (expected 1)")
+    for key in ("encoder", "pooler"):
+        if key not in config:
+            raise ValueError(f"{where}: missing field {key!r}")
+    enc = config["encoder"]
+    need(isinstance(enc, dict), "encoder", "an object with 'class' and 'config'", enc)
+    for key in ("class", "config"):
+        if key not in enc:
+            raise ValueError(f"{where}: missing field 'encoder.{key}'")
+    need(isinstance(enc["class"], str), "encoder.class", "a class name string", enc["class"])
+    need(isinstance(enc["config"], dict), "encoder.config", "an object", enc["config"])
+    pool = config["pooler"]
+    need(isinstance(pool, dict) and ("name" in pool or "class" in pool), "pooler", "an object with 'name'", pool)
+    need(isinstance(pool.get("args", {}), dict), "pooler.args", "an object", pool.get("args"))
+    need(
+        isinstance(config.get("normalize", False), bool),
+        "normalize",
+        "true or false (a JSON boolean)",
+        config.get("normalize"),
+    )
+    prompts = config.get("prompts") or {}
+    need(
+        isinstance(prompts, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in prompts.items()),
+        "prompts",
+        "an object of strings",
+        prompts,
+    )
+    default = config.get("default_prompt_name")
+    need(
+        default is None or (isinstance(default, str) and default in prompts),
+        "default_prompt_name",
+        f"null or one of {sorted(prompts)}",
+        default,
+    )
+    need(
+        config.get("model_class") is None or isinstance(config["model_class"], str),
+        "model_class",
+        "a class name string",
+        config.get("model_class"),
+    )
+    need(isinstance(config.get("model_args") or {}, dict), "model_args", "an object", config.get("model_args"))
+    config["model_args"] = dict(config.get("model_args") or {})
+    return config
+
+
+def _weights_header(weights: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a safetensors header (reads a few KB, allocates no tensor)."""
+    from safetensors import SafetensorError, safe_open
+
+    if not weights.is_file():
+        raise FileNotFoundError(f"weights file missing: {weights}")
+    try:
+        with safe_open(str(weights), framework="pt") as fh:
+            return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118 - not a dict
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{weights}: corrupt or truncated weights file ({_first_line(exc)})") from None
+
+
+#: A weights file may omit tied or re-derivable tensors; the architecture may exceed what the file
+#: holds by this factor (plus a fixed slack) before loading is refused as "declares a model it lacks".
+_SIZE_SLACK = 1.5
+_SIZE_SLACK_BYTES = 16 << 20
+
+
+def _check_against_header(build: Any, header: dict[str, tuple[int, ...]], weights: Path) -> None:
+    """Build the architecture on the meta device (no memory) and compare it with the weights header.
+
+    Encoders that cannot be built on the meta device skip the check (the shape check after the
+    real build still applies).
+    """
+    try:
+        with torch.device("meta"):
+            meta = build()
+    except ValueError:
+        raise
+    except Exception:  # noqa: BLE001 - an encoder that needs real tensors while building
+        return
+    shapes = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
+    for name, shape in header.items():
+        if name in shapes and shapes[name] != shape:
+            raise ValueError(
+                f"{weights}: tensor {name!r} has shape {list(shape)} but the architecture in {CONFIG_NAME} "
+                f"expects {list(shapes[name])}"
+            )
+    declared = sum(p.numel() for p in meta.parameters())
+    held = sum(int(np.prod(s, dtype=np.int64)) for s in header.values())
+    if declared > _SIZE_SLACK * held + _SIZE_SLACK_BYTES // 4:
+        raise ValueError(
+            f"{weights}: the architecture in {CONFIG_NAME} declares {declared:,} parameters but the weights file "
+            f"holds {held:,}; refusing to allocate a model its weights cannot fill"
+        )
+
+
+_MODE_LOCK = threading.Lock()
+_IN_CALL: weakref.WeakKeyDictionary[nn.Module, list[Any]] = weakref.WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def eval_for_call(model: nn.Module) -> Iterator[None]:
+    """Run inference on ``model`` in eval mode without racing other threads.
+
+    A model in eval mode (what :func:`load` returns) is never touched: no module state changes,
+    so any number of threads encode at once and get the sequential result exactly. A model still
+    in training mode (built in code, never ``eval()``-ed) is switched to eval when the first
+    concurrent call enters and every submodule's own mode is restored when the last one leaves.
+    """
+    with _MODE_LOCK:
+        entry = _IN_CALL.get(model)
+        if entry is None:
+            saved = {m: m.training for m in model.modules()} if any(m.training for m in model.modules()) else None
+            if saved is not None:
+                model.eval()
+            entry = [0, saved]
+            _IN_CALL[model] = entry
+        entry[0] += 1
+    try:
+        yield
+    finally:
+        with _MODE_LOCK:
+            entry[0] -= 1
+            if entry[0] == 0:
+                _IN_CALL.pop(model, None)
+                for module, training in (entry[1] or {}).items():
+                    module.training = training
 
 
 def _untie(state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -333,34 +537,66 @@ def _release_free_memory() -> None:
         _LIBC.malloc_trim(0)
 
 
-def _model_class(path: str, config_path: Path) -> type[EmbeddingModel]:
-    """Import the saved model class (an :class:`EmbeddingModel` subclass, nothing else)."""
-    import importlib
+#: Model folder formats :func:`load` recognises: name -> (file that marks it, importer in our own package).
+FOLDER_FORMATS: dict[str, tuple[str, str]] = {
+    "polymodal": (CONFIG_NAME, "polymodal.model:EmbeddingModel.from_folder"),
+    "sentence-transformers": ("modules.json", "polymodal.plugins.text.pretrained:from_sentence_transformers"),
+    "huggingface": ("config.json", "polymodal.plugins.text.pretrained:from_huggingface"),
+}
 
-    module, _, name = path.rpartition(".")
-    try:
-        found = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"{config_path}: model_class {path!r} cannot be imported ({exc})") from None
-    if not (isinstance(found, type) and issubclass(found, EmbeddingModel)):
-        raise TypeError(f"{config_path}: model_class {path!r} is not a polymodal EmbeddingModel")
-    return found
+
+def detect_format(directory: str | os.PathLike[str]) -> str:
+    """The format of a model folder: ``"polymodal"``, ``"sentence-transformers"`` or ``"huggingface"``.
+
+    Raises:
+        FileNotFoundError: one line listing what was looked for.
+    """
+    folder = Path(directory)
+    for name, (marker, _) in FOLDER_FORMATS.items():
+        if (folder / marker).is_file():
+            return name
+    looked = "; ".join(f"{marker} ({name} folder)" for name, (marker, _) in FOLDER_FORMATS.items())
+    raise FileNotFoundError(f"cannot load {folder}: not a model folder this version reads; looked for {looked}")
 
 
 def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> EmbeddingModel:
-    """Load a model by registered name (e.g. ``"minilm-l6"``) or from a saved folder.
+    """Load a model, in eval mode, by registered name (e.g. ``"minilm-l6"``) or from a folder.
 
-    Names come from :mod:`polymodal.registry` (``polymodal models`` lists them); pretrained names use
-    weights shipped in installed packages, never the network.
+    Folders may be polymodal folders (``polymodal.json``), sentence-transformers folders
+    (``modules.json``: Transformer, Pooling, Normalize, prompts from
+    ``config_sentence_transformers.json``) or plain Hugging Face model folders (``config.json`` and
+    safetensors weights: mean pooling, with a one-line notice). The recognised format is logged
+    and kept in ``model.source_format``. Names come from :mod:`polymodal.registry`
+    (``polymodal models`` lists them); pretrained names use weights shipped in installed
+    packages, never the network. Nothing a folder holds is executed.
     """
+    import importlib
+    import logging
+
     from polymodal.registry import list_models, model_card
 
     text = os.fspath(name_or_path)
-    if Path(text).expanduser().is_dir():
-        return EmbeddingModel.from_folder(text, map_location=device)
+    folder = Path(text).expanduser()
+    if folder.is_dir():
+        fmt = detect_format(folder)
+        module, _, attr = FOLDER_FORMATS[fmt][1].partition(":")
+        try:
+            target: Any = importlib.import_module(module)
+        except ImportError:
+            raise ImportError(
+                f"{folder} is a {fmt} folder; reading it needs the text plugin: pip install 'polymodal[text]'"
+            ) from None
+        for part in attr.split("."):
+            target = getattr(target, part)
+        model = target(folder) if fmt != "polymodal" else target(folder, map_location=device)
+        model.source_format = fmt
+        logging.getLogger(__name__).info("loaded %s as a %s folder", folder, fmt)
+        return model.to(device).eval()
     names = list_models(kind="pretrained")
     if text in names:
-        return model_card(text).factory().to(device)
+        model = model_card(text).factory().to(device).eval()
+        model.source_format = "registered"
+        return model
     raise ValueError(
         f"cannot load {text!r}: not a model folder, and not a known model name "
         f"(known: {', '.join(names) or 'none; is the text plugin installed?'})"

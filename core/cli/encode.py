@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+from typing import Any
 
 __all__ = ["add_arguments", "run"]
 
@@ -16,6 +18,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--normalize", action="store_true")
     parser.add_argument("--chunk-rows", type=int, default=8192, help="rows read and encoded at a time (bounds memory)")
+
+
+def check_values(model: Any, values: list[Any], path: str, column: str, first_row: int = 0) -> None:
+    """Validate each cell with the model's processor; the first bad one is one line naming the row."""
+    validate = model.encoder.processor.validate
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            raise ValueError(f"{path}: row {first_row + i}, column {column!r} is empty; every row needs a value")
+        try:
+            validate(v)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: row {first_row + i}, column {column!r}: {exc}") from None
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -51,6 +65,7 @@ def run(ns: argparse.Namespace) -> int:
             np.lib.format.write_array_header_2_0(fh, header)
             for frame in chunks():
                 values = frame[ns.column].tolist()
+                check_values(model, values, ns.input, ns.column, first_row=written)
                 for _, emb in model.iter_encode(values, ns.batch_size, ns.normalize or None, chunk_size=ns.chunk_rows):
                     fh.write(emb.numpy().astype(np.float32, copy=False).tobytes())
                 written += len(values)

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from polymodal.distributed import gather_concat
 from polymodal.metrics.functional import pearson, spearman
 from polymodal.modality import Processor
-from polymodal.model import EmbeddingModel
+from polymodal.model import EmbeddingModel, eval_for_call
 from polymodal.plugins.text.encoder import TextEncoder
 from polymodal.plugins.text.processor import TextProcessor
 from polymodal.poolers import ClsPooler, Pooler
@@ -137,19 +137,14 @@ class CrossEncoder(EmbeddingModel):
                 self.pairs.validate(pair)
             except ValueError as exc:
                 raise ValueError(f"pair {i}: {exc}") from None
-        device = next(self.parameters()).device
+        device = self._device()
         order = np.argsort([-n for n in self.pairs.lengths(pairs)], kind="stable")
         out = np.empty((len(pairs),) if self.num_labels == 1 else (len(pairs), self.num_labels), dtype=np.float32)
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.inference_mode():
-                for start in range(0, len(pairs), batch_size):
-                    idx = order[start : start + batch_size]
-                    inputs = {k: v.to(device) for k, v in self.pairs([pairs[i] for i in idx]).items()}
-                    out[idx] = self(inputs).float().cpu().numpy()
-        finally:
-            self.train(was_training)
+        with eval_for_call(self), torch.inference_mode():
+            for start in range(0, len(pairs), batch_size):
+                idx = order[start : start + batch_size]
+                inputs = {k: v.to(device) for k, v in self.pairs([pairs[i] for i in idx]).items()}
+                out[idx] = self(inputs).float().cpu().numpy()
         return out
 
     def encode(self, *args: Any, **kwargs: Any) -> Any:

@@ -250,8 +250,18 @@ def roc(close: Any, window: int = 12) -> np.ndarray:
 
 
 def log_returns(close: Any) -> np.ndarray:
-    """log(close[t] / close[t-1]); NaN on the first bar. (``ta``'s daily_log_return is x100.)"""
+    """log(close[t] / close[t-1]); NaN on the first bar. (``ta``'s daily_log_return is x100.)
+
+    Raises:
+        ValueError: a price is zero or negative (its log is undefined), naming the first such bar.
+    """
     c = _arr(close, "close")
+    bad = np.flatnonzero(c <= 0)  # NaN compares False: missing bars stay NaN
+    if len(bad):
+        raise ValueError(
+            f"log returns need positive prices: close[{bad[0]}] = {c[bad[0]]!r} ({len(bad)} bar(s) <= 0); "
+            "clean the series or use roc for a signed series"
+        )
     out = _nan_like(c)
     if len(c) > 1:
         lc = np.log(c)
