@@ -422,7 +422,9 @@ def _download(url: str, part: Path, progress: Progress | None, timeout: float = 
                     if progress:
                         progress(done, total)
             except (http.client.IncompleteRead, ConnectionError, TimeoutError) as exc:
-                raise OSError(f"download {url}: connection lost at {done} bytes ({exc}); run fetch again to resume") from None
+                raise OSError(
+                    f"download {url}: connection lost at {done} bytes ({exc}); run fetch again to resume"
+                ) from None
         if total is not None and done != total:
             raise OSError(f"download {url}: connection closed at {done} of {total} bytes (run fetch again to resume)")
 
