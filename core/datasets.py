@@ -364,18 +364,29 @@ Progress = Callable[[int, int | None], None]
 
 
 class LineProgress:
-    """Download progress: a tqdm bar on a terminal, else one line every ``every_s`` seconds."""
+    """Progress of a long loop: a tqdm bar on a terminal, else one plain line every ``every_s`` seconds
+    (and at the end), so a log file shows it too. Call it with ``(done, total)``.
 
-    def __init__(self, label: str, every_s: float = 10.0) -> None:
-        self.label, self.every_s = label, every_s
+    Args:
+        label: what is progressing (``fetch stsb``, ``encode``).
+        unit: ``"B"`` (shown in MB) or a count unit such as ``"item"``.
+    """
+
+    def __init__(self, label: str, every_s: float | None = None, unit: str = "B") -> None:
+        self.label, self.unit = label, unit
+        self.every_s = float(every_s if every_s is not None else os.environ.get("POLYMODAL_PROGRESS_SECONDS", 10))
         self.bar = None
-        self._last = 0.0
+        self._last = time.monotonic()
+        self._start = self._last
         self.lines = 0
         if getattr(sys.stderr, "isatty", lambda: False)():
             with contextlib.suppress(ImportError):
                 from tqdm.auto import tqdm
 
-                self.bar = tqdm(desc=label, unit="B", unit_scale=True, unit_divisor=1024)
+                self.bar = tqdm(desc=label, unit=unit, unit_scale=True, unit_divisor=1024 if unit == "B" else 1000)
+
+    def _amount(self, n: int) -> str:
+        return f"{n / 1e6:.1f}" if self.unit == "B" else str(n)
 
     def __call__(self, done: int, total: int | None) -> None:
         if self.bar is not None:
@@ -388,8 +399,11 @@ class LineProgress:
             self._last = now
             self.lines += 1
             pct = f" ({100 * done / total:.0f}%)" if total else ""
-            size = f"{done / 1e6:.1f}" + (f"/{total / 1e6:.1f}" if total else "")
-            print(f"polymodal: {self.label}: {size} MB{pct}", file=sys.stderr, flush=True)
+            size = self._amount(done) + (f"/{self._amount(total)}" if total else "")
+            unit = "MB" if self.unit == "B" else f"{self.unit}s"
+            rate = done / max(now - self._start, 1e-9)
+            speed = f", {rate / 1e6:.1f} MB/s" if self.unit == "B" else f", {rate:.1f} {unit}/s"
+            print(f"polymodal: {self.label}: {size} {unit}{pct}{speed}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

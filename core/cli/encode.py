@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 
 __all__ = ["add_arguments", "run"]
 
@@ -16,6 +18,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--normalize", action="store_true")
     parser.add_argument("--chunk-rows", type=int, default=8192, help="rows read and encoded at a time (bounds memory)")
+
+
+@contextlib.contextmanager
+def _per_batch(progress, total: int, offset: int) -> Iterator[None]:
+    """Report every batch of ``EmbeddingModel.iter_encode`` (not every chunk) to ``progress``.
+
+    ``iter_encode(show_progress_bar=True)`` updates a ``tqdm.auto.tqdm`` once per batch; for the
+    call it gets this stand-in, which forwards the running count (offset by the rows of earlier
+    table chunks) to :class:`polymodal.datasets.LineProgress`: a bar on a terminal, lines in a log.
+    """
+    import tqdm.auto
+
+    class Batches:
+        def __init__(self, *args, **kwargs) -> None:
+            self.done = offset
+
+        def update(self, k: int) -> None:
+            self.done += k
+            progress(self.done, total)
+
+        def close(self) -> None:
+            pass
+
+    real = tqdm.auto.tqdm
+    tqdm.auto.tqdm = Batches
+    try:
+        yield
+    finally:
+        tqdm.auto.tqdm = real
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -33,13 +64,9 @@ def run(ns: argparse.Namespace) -> int:
     # embeddings are ever resident as a whole: memory is flat in the number of rows.
     n = sum(len(c) for c in chunks())
     model = polymodal.load(ns.model)
-    bar = None
-    try:
-        from tqdm.auto import tqdm
+    from polymodal.datasets import LineProgress
 
-        bar = tqdm(total=n, desc="encode", unit="item")
-    except ImportError:  # pragma: no cover
-        pass
+    bar = LineProgress("encode", unit="item")  # a tqdm bar on a terminal, a line every 10 s in a log
     written = 0
     try:
         with atomic_path(ns.output) as tmp, open(tmp, "wb") as fh:
@@ -51,16 +78,17 @@ def run(ns: argparse.Namespace) -> int:
             np.lib.format.write_array_header_2_0(fh, header)
             for frame in chunks():
                 values = frame[ns.column].tolist()
-                for _, emb in model.iter_encode(values, ns.batch_size, ns.normalize or None, chunk_size=ns.chunk_rows):
-                    fh.write(emb.numpy().astype(np.float32, copy=False).tobytes())
+                with _per_batch(bar, n, written):
+                    for _, emb in model.iter_encode(
+                        values, ns.batch_size, ns.normalize or None, chunk_size=ns.chunk_rows, show_progress_bar=True
+                    ):
+                        fh.write(emb.numpy().astype(np.float32, copy=False).tobytes())
                 written += len(values)
-                if bar is not None:
-                    bar.update(len(values))
+                bar(written, n)
             if written != n:
                 raise RuntimeError(f"{ns.input} changed while encoding: {n} rows counted, {written} read")
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     emb = np.load(ns.output, mmap_mode="r")
     print(f"wrote {emb.shape[0]} x {emb.shape[1]} embeddings to {ns.output}")
     return 0

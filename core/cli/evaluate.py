@@ -12,7 +12,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="short name (minilm-l6) or saved model folder")
     parser.add_argument("--data", required=True, help="table with two sentence columns and a score")
     parser.add_argument("--layout", default=None, help="named layout for header-less files (stsb; auto-detected)")
-    parser.add_argument("--columns", default=None, help="sentence1,sentence2,score column names")
+    parser.add_argument(
+        "--columns", default=None, help="sentence1,sentence2[,score] column names (score defaults to 'score')"
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
 
@@ -20,8 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_pairs(path: str, layout: str | None, columns: str | None):
     from polymodal.data.tables import check_columns, read_table
 
+    names = [c.strip() for c in (columns or "sentence1,sentence2,score").split(",")]
+    if len(names) == 2:  # two sentence columns: the score column keeps its default name
+        names.append("score")
+    if len(names) != 3 or not all(names):
+        raise ValueError(f"--columns: expected 'sentence1,sentence2[,score]' column names, got {columns!r}")
+    s1, s2, score = names
     df = read_table(path, layout=layout)
-    s1, s2, score = (columns or "sentence1,sentence2,score").split(",")
     check_columns(df, [s1, s2, score], path)
     return df[s1].astype(str).tolist(), df[s2].astype(str).tolist(), df[score].astype(float).tolist()
 
