@@ -23,6 +23,10 @@ _PRETRAINED = {
 }
 
 
+#: Wrap at spaces only: names such as all-MiniLM-L6-v2 and paths stay whole.
+_WRAP = {"break_on_hyphens": False, "break_long_words": False}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", help="only these recipes (default: all)")
     parser.add_argument("--brief", action="store_true", help="one line per config (no descriptions)")
@@ -144,10 +148,10 @@ def run(ns: argparse.Namespace) -> int:
                 if para.startswith("$ "):
                     print(f"        {para}")
                 else:
-                    print(textwrap.fill(para, width=width, initial_indent="      ", subsequent_indent="      "))
+                    print(textwrap.fill(para, width=width, initial_indent=" " * 6, subsequent_indent=" " * 6, **_WRAP))
             extras, datasets = needs(text)
             line = "extras: " + (_fmt(extras) or "core only")
             line += "; data: " + (_fmt(datasets) or "shipped with the recipe")
-            print(textwrap.fill(line, width=width, initial_indent="      ", subsequent_indent="        "))
+            print(textwrap.fill(line, width=width, initial_indent="      ", subsequent_indent="        ", **_WRAP))
     print(f"\n(installed at {recipe_root()}; fetch a missing dataset with `polymodal data fetch NAME`)")
     return 0
