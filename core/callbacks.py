@@ -281,7 +281,12 @@ class ProgressLog(pl.Callback):
                 left += n * (trainer.max_epochs - trainer.current_epoch - 1)
             if trainer.max_steps and trainer.max_steps > 0:
                 left = min(left, trainer.max_steps - trainer.global_step)
-            line += f", eta {_fmt_seconds(max(left, 0) / rate)}"
+            eta = max(left, 0) / rate
+            timer = next((cb for cb in trainer.callbacks if type(cb).__name__ == "Timer"), None)
+            remaining = timer.time_remaining() if timer is not None else None  # --trainer.max_time
+            if remaining is not None:
+                eta = min(eta, max(remaining, 0.0))
+            line += f", eta {_fmt_seconds(eta)}"
         self._emit(line)
 
     @staticmethod
