@@ -97,6 +97,27 @@ def test_error_while_building_a_class_is_one_line_from_the_console(tmp_path):
     assert f"{cfg} line" in lines[0]
 
 
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path, capsys):
+    cfg = _typo(tmp_path, "  max_epochs: 1", " max_epochs: 1")
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(cfg)])
+    err = capsys.readouterr().err.splitlines()
+    assert f"{cfg} line 6, column 2: YAML syntax error" in err[0] and len(err) <= 2
+
+
+def test_missing_model_path_is_one_line(tmp_path):
+    from polymodal.cli.lightning import describe_exception
+
+    cfg = tmp_path / "missing.yaml"
+    text = (REPO / "recipes/sbert/minilm.yaml").read_text()
+    cfg.write_text(text.replace("model: minilm-l6", "model: /nonexistent/m"))
+    with pytest.raises(Exception) as info:
+        main(["fit", "--config", str(cfg), f"--trainer.default_root_dir={tmp_path}"])
+    line = describe_exception(info.value, [cfg])
+    assert "\n" not in line and "building TextEncoder: FileNotFoundError: text model '/nonexistent/m'" in line
+    assert f"{cfg} line 22" in line
+
+
 # ----------------------------------------------------------------------------- fit leaves things to look at
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):

@@ -16,6 +16,7 @@ __all__ = [
     "reduce_parse_error",
     "resolve_config_args",
     "yaml_location",
+    "yaml_syntax_error",
 ]
 
 #: ``polymodal predict`` refuses to run without this flag when no weights were loaded.
@@ -122,12 +123,31 @@ _STRUCTURAL = (
 )
 
 
+def yaml_syntax_error(configs: list[Path]) -> str:
+    """``"FILE line L, column C: YAML syntax error: ..."`` for the first config that does not parse."""
+    import yaml
+
+    for path in configs:
+        try:
+            yaml.safe_load(path.read_text(errors="replace"))
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            context = f" ({exc.context})" if exc.context else ""
+            return f"{path}{where}: YAML syntax error: {exc.problem}{context}"
+        except (yaml.YAMLError, OSError) as exc:
+            return f"{path}: cannot read the config: {str(exc).splitlines()[0]}"
+    return ""
+
+
 def reduce_parse_error(message: str, configs: list[Path]) -> str:
     """Turn a jsonargparse error (often dozens of nested lines) into one line: the failing key, what
     was wrong, the config file and line it came from, and a "did you mean" where one is close.
     """
     from polymodal.cli import suggest
 
+    if syntax := yaml_syntax_error(configs):
+        return syntax
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
     keys = re.findall(r'Parser key "([^"]+)"', message)
     classes = re.findall(r"Problem with given class_path '([^']+)'", message)
