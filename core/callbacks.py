@@ -432,6 +432,7 @@ def draw_curves(frame, target: str | os.PathLike[str], title: str = "") -> Path:
             many = len(series) > 30
             ax.plot(series["step"], series[col], marker=None if many else "o", markersize=3, linewidth=1.2, label=col)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0, max(1.0, float(frame["step"].max())) * 1.04)  # one step axis for every panel
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("loss" if group is losses else group[0])
         ax.set_title(", ".join(group) if len(group) <= 3 else "losses")

@@ -109,6 +109,9 @@ def main(args: Sequence[str] | None = None) -> Any:
             load_plugins()
         try:
             return ns.func(ns)
+        except BrokenPipeError:  # `polymodal recipes | head`: the reader left, nothing to report
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         except (FileNotFoundError, KeyError, ValueError, OSError, ImportError) as exc:
             msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             print(f"polymodal {argv[0]}: error: {msg}", file=sys.stderr)
