@@ -225,3 +225,22 @@ def test_every_recipe_data_uri_names_a_registered_dataset(repo):
     for cfg in Path(repo, "recipes").rglob("*.yaml"):
         for name in re.findall(r"data://([\w-]+)", cfg.read_text()):
             assert name in datasets.DATASETS, f"{cfg}: data://{name} is not registered in polymodal.datasets"
+
+
+def test_fit_with_a_missing_dataset_fails_before_building_the_model(toy, monkeypatch):
+    import functools
+
+    import polymodal.plugins.text as text_plugin
+
+    built = []
+    original = text_plugin.TextEncoder.__init__
+
+    @functools.wraps(original)  # keeps the signature jsonargparse reads
+    def spy(self, *args, **kwargs):
+        built.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(text_plugin.TextEncoder, "__init__", spy)
+    with pytest.raises(DatasetMissing, match="run `polymodal data fetch toy`"):
+        main(["fit", "--config", "recipes/sbert/tiny.yaml", "--data.init_args.train=data://toy/a.txt"])
+    assert not built, "the dataset check runs before any class is instantiated"

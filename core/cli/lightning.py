@@ -239,6 +239,7 @@ def _cli_classes() -> tuple[type, type]:
 
         def before_instantiate_classes(self) -> None:
             super().before_instantiate_classes()
+            check_data_present(self.config[self.subcommand] if self.subcommand else self.config)
             trainer = self.config[self.subcommand]["trainer"] if self.subcommand else self.config["trainer"]
             if not _is_tty() and trainer.get("enable_progress_bar") in (None, True):
                 trainer["enable_progress_bar"] = False  # ProgressLog prints lines instead of \r-bars
@@ -265,6 +266,17 @@ _CURRENT_ARGS: list[str] | None = None
 def _subcommand() -> str:
     args = sys.argv[1:] if _CURRENT_ARGS is None else _CURRENT_ARGS
     return next((a for a in args if a in ("fit", "validate", "test", "predict")), "fit")
+
+
+def check_data_present(config: Any) -> None:
+    """Fail in seconds, before any model loads, when a ``data://`` dataset the config names is absent
+    (one line with the ``polymodal data fetch`` command) instead of after minutes of model loading."""
+    from polymodal.callbacks import _config_strings
+    from polymodal.datasets import DATA_SCHEME, resolve_data_uri
+
+    for text in _config_strings(config):
+        if text.startswith(DATA_SCHEME):
+            resolve_data_uri(text)
 
 
 def default_logger(root: str | None):
