@@ -630,20 +630,34 @@ class PredictionWriter(BasePredictionWriter):
 
         first = self.parts[0]
 
-        def cat(items: list[Any]) -> np.ndarray:
-            return torch.cat([torch.as_tensor(t).detach().float().cpu() for t in items]).numpy()
+        def is_array(x: Any) -> bool:
+            return isinstance(x, torch.Tensor | np.ndarray)
 
+        def cat(items: list[Any]) -> np.ndarray:
+            return torch.cat([torch.as_tensor(t).detach().float().cpu().reshape(len(t), -1) for t in items]).numpy()
+
+        if not isinstance(first, Mapping) and not is_array(first):
+            if isinstance(first, list | tuple) and first and all(is_array(t) for t in first):
+                pass  # one tensor per input column: handled below
+            else:  # rows of plain values (strings, numbers, records): one table row each
+                flat = [row for part in self.parts for row in (part if isinstance(part, list | tuple) else [part])]
+                self.parts = [{"prediction": [r if not isinstance(r, Mapping) else dict(r) for r in flat]}]
+                first = self.parts[0]
         if isinstance(first, Mapping):
             import pandas as pd
 
-            columns: dict[str, np.ndarray] = {}
+            columns: dict[str, Any] = {}
             for key in first:
-                arr = cat([p[key] for p in self.parts])
-                if arr.ndim == 1:
-                    columns[key] = arr
-                else:
-                    for j in range(arr.reshape(len(arr), -1).shape[1]):
-                        columns[f"{key}_{j}"] = arr.reshape(len(arr), -1)[:, j]
+                values = [p[key] for p in self.parts]
+                if all(is_array(v) for v in values):
+                    arr = cat(values)
+                    if arr.shape[1] == 1 and torch.as_tensor(values[0]).ndim <= 1:
+                        columns[key] = arr[:, 0]
+                    else:
+                        for j in range(arr.shape[1]):
+                            columns[f"{key}_{j}"] = arr[:, j]
+                else:  # strings or other per-row values
+                    columns[key] = [v for part in values for v in (part if isinstance(part, list | tuple) else [part])]
             frame = pd.DataFrame(columns)
             target = self._target(trainer, ".csv")
             with atomic_path(target) as tmp:

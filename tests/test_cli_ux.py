@@ -236,10 +236,11 @@ def _writer_outputs(kind):
         "list-mixed": ([[t, t[:, :2]], [t, t[:, :2]]], ".npz", None),
         "dict-csv": ([{"label": t.softmax(-1), "score": t[:, 0]}] * 2, ".csv", (6, 5)),
         "dict-parquet": ([{"label": t.softmax(-1), "score": t[:, 0]}] * 2, ".parquet", (6, 5)),
+        "strings": ([["a cat", "a dog", "a tree"], ["x", "y", "z"]], ".csv", (6, 1)),
     }[kind]
 
 
-@pytest.mark.parametrize("kind", ["tensor", "list-same", "list-mixed", "dict-csv", "dict-parquet"])
+@pytest.mark.parametrize("kind", ["tensor", "list-same", "list-mixed", "dict-csv", "dict-parquet", "strings"])
 def test_prediction_writer_picks_the_format_from_the_outputs(tmp_path, kind):
     import pandas as pd
 
@@ -259,7 +260,8 @@ def test_prediction_writer_picks_the_format_from_the_outputs(tmp_path, kind):
         assert data["output_0"].shape == (6, 4) and data["output_1"].shape == (6, 2)
     else:
         frame = pd.read_parquet(writer.path) if ext == ".parquet" else pd.read_csv(writer.path)
-        assert frame.shape == shape and list(frame.columns) == ["label_0", "label_1", "label_2", "label_3", "score"]
+        columns = ["prediction"] if kind == "strings" else ["label_0", "label_1", "label_2", "label_3", "score"]
+        assert frame.shape == shape and list(frame.columns) == columns
 
 
 def _source_case(kind, tmp_path):

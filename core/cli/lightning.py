@@ -288,15 +288,18 @@ def default_logger(root: str | None):
 
 def add_default_callbacks(trainer, subcommand: str | None) -> None:
     """Every run gets ProgressLog; every fit gets MetricsReport (curves.png, summary); predict gets
-    PredictionWriter. A callback of the same class the config already lists is kept, not doubled.
+    PredictionWriter unless the config has a prediction writer. A callback of the same class the
+    config already lists is kept, not doubled.
     """
+    from pytorch_lightning.callbacks import BasePredictionWriter
+
     from polymodal.callbacks import MetricsReport, PredictionWriter, ProgressLog
 
     wanted = [ProgressLog()]
     if subcommand == "fit":
         wanted.append(MetricsReport())
-    if subcommand == "predict":
-        wanted.append(PredictionWriter())
+    if subcommand == "predict" and not any(isinstance(c, BasePredictionWriter) for c in trainer.callbacks):
+        wanted.append(PredictionWriter())  # a config's own writer (e.g. cg_vlm's CaptionWriter) is kept alone
     present = {type(c) for c in trainer.callbacks}
     for cb in wanted:
         if not any(issubclass(p, type(cb)) for p in present):
