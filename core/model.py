@@ -100,8 +100,12 @@ class EmbeddingModel(nn.Module):
         chunk_size: int = 8192,
         show_progress_bar: bool = False,
         streams: int | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> Iterator[tuple[int, Tensor]]:
         """Yield ``(start, embeddings)`` for consecutive chunks of ``values``, in input order.
+
+        ``progress``: called with the number of items embedded so far after every batch (progress
+        reporting in logs: ``polymodal encode`` uses it).
 
         Memory stays bounded by ``chunk_size`` whatever ``len(values)``: within a chunk items
         are sorted by length (little padding) and the chunk's rows are returned in input order.
@@ -140,6 +144,7 @@ class EmbeddingModel(nn.Module):
                 return (F.normalize(emb, dim=-1) if normalize else emb).cpu()
 
         pool = None
+        done = 0
         mode = eval_for_call(self)
         mode.__enter__()
         try:
@@ -159,8 +164,11 @@ class EmbeddingModel(nn.Module):
                     if out is None:
                         out = torch.empty(len(chunk), emb.shape[-1])
                     out[torch.as_tensor(idx)] = emb
+                    done += len(idx)
                     if bar is not None:
                         bar.update(len(idx))
+                    if progress is not None:
+                        progress(done)
                 if out is not None:
                     yield chunk_start, out
                 del out

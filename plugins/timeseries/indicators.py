@@ -44,6 +44,15 @@ __all__ = [
 ]
 
 
+def _lfilter():
+    """scipy's ``lfilter``, or the install hint (scipy comes with the timeseries extra)."""
+    try:
+        from scipy.signal import lfilter
+    except ImportError:
+        raise ImportError("compute_indicators needs scipy: pip install 'polymodal[timeseries]'") from None
+    return lfilter
+
+
 def _arr(x: Any, name: str = "x") -> np.ndarray:
     a = np.asarray(x, dtype=np.float64)
     if a.ndim != 1:
@@ -107,7 +116,7 @@ def _ewm(x: np.ndarray, alpha: float, min_periods: int) -> np.ndarray:
     Leading NaNs are skipped (the recursion starts at the first finite value, as pandas does);
     interior NaNs fall back to pandas for exact semantics.
     """
-    from scipy.signal import lfilter
+    lfilter = _lfilter()
 
     out = _nan_like(x)
     finite = np.isfinite(x)
@@ -198,7 +207,7 @@ def true_range(high: Any, low: Any, close: Any) -> np.ndarray:
 def atr(high: Any, low: Any, close: Any, window: int = 14) -> np.ndarray:
     """Wilder's average true range: the mean of the first ``window`` true ranges, then
     ``atr[t] = (atr[t-1] * (window - 1) + tr[t]) / window``. NaN before bar ``window - 1``."""
-    from scipy.signal import lfilter
+    lfilter = _lfilter()
 
     window = _check_window(window)
     tr = true_range(high, low, close)
