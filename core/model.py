@@ -43,6 +43,9 @@ class EmbeddingModel(nn.Module):
         default_prompt_name: the prompt ``encode`` uses when none is named (``None``: no prompt).
     """
 
+    #: Inference backend running ``encode``'s forward of a batch (``None``: this torch module); see set_backend.
+    backend: Any = None
+
     def __init__(
         self,
         encoder: Encoder,
@@ -72,6 +75,16 @@ class EmbeddingModel(nn.Module):
 
     def forward(self, inputs: dict[str, Tensor]) -> Tensor:
         return self.pooler(self.encoder(inputs))
+
+    def set_backend(self, backend: str | None = "auto", **options: Any) -> EmbeddingModel:
+        """Run ``encode``'s forward in an inference backend the encoder offers (text: ``"auto"``, ``"torch"``,
+        ``"onnx"``, ``"openvino"``, ``"onnx-int8"``; see :mod:`polymodal.plugins.text.backends`); ``None``:
+        this torch module. Returns ``self``."""
+        make = getattr(self.encoder, "inference_backend", None)
+        if backend is not None and make is None:
+            raise ValueError(f"{type(self.encoder).__name__} offers no inference backends")
+        self.backend = None if backend is None else make(self, backend, **options)
+        return self
 
     # ------------------------------------------------------------------ encode
     def _lengths(self, values: Sequence[Any]) -> list[int]:
@@ -119,12 +132,15 @@ class EmbeddingModel(nn.Module):
                 pass
         threads = torch.get_num_threads()
         concurrent = bool(getattr(self.encoder, "concurrent_forward", False))
+        backend = self.backend
+        if streams is None and backend is not None:
+            streams = backend.streams
         streams = _cpu_streams(streams, device, concurrent, threads, n, batch_size)
 
         def embed(batch: list[Any]) -> Tensor:
             with torch.inference_mode():
                 inputs = {k: v.to(device) for k, v in processor(batch).items()}
-                emb = self(inputs).float()
+                emb = (self(inputs) if backend is None else self.pooler(backend(inputs))).float()
                 return (F.normalize(emb, dim=-1) if normalize else emb).cpu()
 
         pool = None
@@ -350,20 +366,25 @@ def _model_class(path: str, config_path: Path) -> type[EmbeddingModel]:
     return found
 
 
-def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> EmbeddingModel:
+def load(
+    name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu", backend: str | None = None
+) -> EmbeddingModel:
     """Load a model by registered name (e.g. ``"minilm-l6"``) or from a saved folder.
 
     Names come from :mod:`polymodal.registry` (``polymodal models`` lists them); pretrained names use
-    weights shipped in installed packages, never the network.
+    weights shipped in installed packages, never the network. ``backend`` (e.g. ``"auto"``): see
+    :meth:`EmbeddingModel.set_backend`; a folder's exported graphs are cached in ``<folder>/backends``.
     """
     from polymodal.registry import list_models, model_card
 
     text = os.fspath(name_or_path)
     if Path(text).expanduser().is_dir():
-        return EmbeddingModel.from_folder(text, map_location=device)
+        model = EmbeddingModel.from_folder(text, map_location=device)
+        return model if backend is None else model.set_backend(backend, cache_dir=Path(text).expanduser() / "backends")
     names = list_models(kind="pretrained")
     if text in names:
-        return model_card(text).factory().to(device)
+        model = model_card(text).factory().to(device)
+        return model if backend is None else model.set_backend(backend)
     raise ValueError(
         f"cannot load {text!r}: not a model folder, and not a known model name "
         f"(known: {', '.join(names) or 'none; is the text plugin installed?'})"

@@ -1,4 +1,7 @@
-"""Opt-in ONNX Runtime backend for ``encode`` of text models (CPU inference speed).
+"""ONNX Runtime ``encode`` of text models through the dynamo exporter (unfused graph).
+
+For speed use :mod:`polymodal.plugins.text.backends` (``polymodal.load(name, backend="auto")``): its
+``"onnx"`` backend runs a graph with fused attention and layer norms (``benchmarks/encode.py`` times both).
 
 The Hugging Face transformer is exported with ``torch.onnx.export(..., dynamo=True)`` (the
 TorchScript exporter gave wrong outputs with eager attention, DESIGN.md §5) and run with
