@@ -48,6 +48,9 @@ class EmbeddingModel(nn.Module):
         default_prompt_name: the prompt ``encode`` uses when none is named (``None``: no prompt).
     """
 
+    #: Inference backend running ``encode``'s forward of a batch (``None``: this torch module); see set_backend.
+    backend: Any = None
+
     def __init__(
         self,
         encoder: Encoder,
@@ -87,6 +90,16 @@ class EmbeddingModel(nn.Module):
         for tensor in self.buffers():
             return tensor.device
         return torch.device("cpu")
+
+    def set_backend(self, backend: str | None = "auto", **options: Any) -> EmbeddingModel:
+        """Run ``encode``'s forward in an inference backend the encoder offers (text: ``"auto"``, ``"torch"``,
+        ``"onnx"``, ``"openvino"``, ``"onnx-int8"``; see :mod:`polymodal.plugins.text.backends`); ``None``:
+        this torch module. Returns ``self``."""
+        make = getattr(self.encoder, "inference_backend", None)
+        if backend is not None and make is None:
+            raise ValueError(f"{type(self.encoder).__name__} offers no inference backends")
+        self.backend = None if backend is None else make(self, backend, **options)
+        return self
 
     # ------------------------------------------------------------------ encode
     def _lengths(self, values: Sequence[Any]) -> list[int]:
@@ -135,12 +148,15 @@ class EmbeddingModel(nn.Module):
                 pass
         threads = torch.get_num_threads()
         concurrent = bool(getattr(self.encoder, "concurrent_forward", False))
+        backend = self.backend
+        if streams is None and backend is not None:
+            streams = backend.streams
         streams = _cpu_streams(streams, device, concurrent, threads, n, batch_size)
 
         def embed(batch: list[Any]) -> Tensor:
             with torch.inference_mode():
                 inputs = {k: v.to(device) for k, v in processor(batch).items()}
-                emb = self(inputs).float()
+                emb = (self(inputs) if backend is None else self.pooler(backend(inputs))).float()
                 return (F.normalize(emb, dim=-1) if normalize else emb).cpu()
 
         pool = None
@@ -567,7 +583,9 @@ def detect_format(directory: str | os.PathLike[str]) -> str:
     raise FileNotFoundError(f"cannot load {folder}: not a model folder this version reads; looked for {looked}")
 
 
-def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> EmbeddingModel:
+def load(
+    name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu", backend: str | None = None
+) -> EmbeddingModel:
     """Load a model, in eval mode, by registered name (e.g. ``"minilm-l6"``) or from a folder.
 
     Folders may be polymodal folders (``polymodal.json``), sentence-transformers folders
@@ -577,6 +595,8 @@ def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu
     and kept in ``model.source_format``. Names come from :mod:`polymodal.registry`
     (``polymodal models`` lists them); pretrained names use weights shipped in installed
     packages, never the network. Nothing a folder holds is executed.
+    ``backend`` (e.g. ``"auto"``): see :meth:`EmbeddingModel.set_backend`; a folder's exported graphs are
+    cached in ``<folder>/backends``.
     """
     import importlib
     import logging
@@ -599,12 +619,13 @@ def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu
         model = target(folder) if fmt != "polymodal" else target(folder, map_location=device)
         model.source_format = fmt
         logging.getLogger(__name__).info("loaded %s as a %s folder", folder, fmt)
-        return model.to(device).eval()
+        model = model.to(device).eval()
+        return model if backend is None else model.set_backend(backend, cache_dir=folder / "backends")
     names = list_models(kind="pretrained")
     if text in names:
         model = model_card(text).factory().to(device).eval()
         model.source_format = "registered"
-        return model
+        return model if backend is None else model.set_backend(backend)
     raise ValueError(
         f"cannot load {text!r}: not a model folder, and not a known model name "
         f"(known: {', '.join(names) or 'none; is the text plugin installed?'})"

@@ -252,6 +252,12 @@ class TextEncoder(Encoder):
         hidden = tuple(out.hidden_states) if self.hidden_states else None
         return Features(sequence=out.last_hidden_state, mask=mask.bool(), hidden_states=hidden)
 
+    def inference_backend(self, model: Any, name: str, **options: Any) -> Any:
+        """``EmbeddingModel.set_backend`` hook: see :func:`polymodal.plugins.text.backends.make_backend`."""
+        from polymodal.plugins.text.backends import make_backend
+
+        return make_backend(model, name, **options)  # type: ignore[arg-type]
+
     # ------------------------------------------------------------------ saving
     def get_config(self) -> dict[str, Any]:
         return {
