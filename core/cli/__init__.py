@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "recipes": "list shipped recipes and their configs",
     "evaluate": "STS evaluation: cosine Spearman/Pearson of a model on scored pairs",
     "encode": "embed one column of a table into a .npy file",
+    "bench": "MMTEB-style task suite over every modality: scores, cached results, leaderboard",
 }
 
 
