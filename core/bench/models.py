@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,6 +167,8 @@ class BenchModel:
     fingerprint: str
     recipe: str | None = None
     towers: dict[str, tuple[_Bank, int | None, int | None, bool]] = field(default_factory=dict, repr=False)
+    #: wall seconds spent in ``encode`` so far (memo hits cost ~0), for the runner's per-task split
+    encode_seconds: float = 0.0
 
     def encode(self, values: Sequence[Any], batch_size: int = 64, modality: str = "text", **_: Any) -> np.ndarray:
         """``(N, D)`` float32 embeddings of ``values`` with the tower of ``modality``."""
@@ -174,7 +177,9 @@ class BenchModel:
                 f"model {self.label} has no {modality} tower (it encodes {', '.join(sorted(self.modalities))})"
             )
         bank, layer, dim, renorm = self.towers[modality]
+        start = time.perf_counter()
         emb = bank.encode(list(values), layer, batch_size)
+        self.encode_seconds += time.perf_counter() - start
         if dim is not None:
             if dim > emb.shape[1]:
                 raise ValueError(f"model {self.label}: dim={dim} exceeds its width {emb.shape[1]}")

