@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "plot": "redraw the curves and summary of a finished run from its metrics.csv",
     "evaluate": "STS evaluation: cosine Spearman/Pearson of a model on scored pairs",
     "encode": "embed one column of a table into a .npy file",
+    "bench": "MMTEB-style task suite over every modality: scores, cached results, leaderboard",
 }
 
 #: Plain commands that need the plugin table before they run.
