@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "recipes": "list shipped recipes and their configs",
     "evaluate": "STS evaluation: cosine Spearman/Pearson of a model on scored pairs",
     "encode": "embed one column of a table into a .npy file",
+    "index": "embed one column of a table into a FAISS or usearch index folder",
+    "search": "query an index folder with texts (the model that built it)",
 }
 
 
@@ -62,10 +64,10 @@ def main(args: Sequence[str] | None = None) -> Any:
             if args is None:
                 raise SystemExit(2) from None
             raise
-    from polymodal.cli.lightning import lightning_cli, resolve_config_args
+    from polymodal.cli.lightning import alias_lightning_paths, lightning_cli, resolve_config_args
 
     if argv and argv[0] in LIGHTNING_COMMANDS:
-        argv = resolve_config_args(argv)
+        argv = alias_lightning_paths(resolve_config_args(argv))
     if args is None:  # LightningCLI reads sys.argv itself and warns if given both
         sys.argv[1:] = argv
         return lightning_cli(None)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["lightning_cli", "resolve_config_args"]
+__all__ = ["alias_lightning_paths", "lightning_cli", "resolve_config_args"]
 
 
 def resolve_config_args(args: list[str]) -> list[str]:
@@ -56,3 +57,32 @@ def lightning_cli(args: list[str] | None) -> Any:
         auto_configure_optimizers=False,
         trainer_defaults={"plugins": [{"class_path": "polymodal.checkpoint.AtomicCheckpointIO"}]},
     )
+
+
+#: ``lightning.pytorch.X`` (the unified ``lightning`` package) where a class path starts.
+_UNIFIED = re.compile(r"(?<![\w.])lightning\.pytorch\.")
+
+
+def alias_lightning_paths(args: list[str]) -> list[str]:
+    """Accept ``lightning.pytorch.*`` class paths next to ``pytorch_lightning.*`` ones.
+
+    The ``lightning`` package ships the same classes as ``pytorch_lightning`` under another module
+    tree; a Trainer of one rejects callbacks, loggers and modules of the other. So whether or not
+    ``lightning`` is installed, every ``lightning.pytorch.`` prefix in ``--config`` files and in
+    command-line values is rewritten to ``pytorch_lightning.`` before parsing: the objects built are
+    always the ``pytorch_lightning`` ones that polymodal's Trainer uses. A rewritten config file is
+    passed on as YAML text (the file itself is never modified).
+    """
+    out = list(args)
+    for i, a in enumerate(out):
+        if a == "--config" and i + 1 < len(out) and Path(out[i + 1]).is_file():
+            text = Path(out[i + 1]).read_text()
+            if _UNIFIED.search(text):
+                out[i + 1] = _UNIFIED.sub("pytorch_lightning.", text)
+        elif a.startswith("--config=") and Path(a.split("=", 1)[1]).is_file():
+            text = Path(a.split("=", 1)[1]).read_text()
+            if _UNIFIED.search(text):
+                out[i] = "--config=" + _UNIFIED.sub("pytorch_lightning.", text)
+        elif i == 0 or out[i - 1] != "--config":
+            out[i] = _UNIFIED.sub("pytorch_lightning.", a)
+    return out
