@@ -370,6 +370,18 @@ def test_zero_shot_classifier_predicts_aligned_labels():
     assert proba.shape == (1, 3) and proba[0].argmax() == 1 and abs(proba.sum() - 1) < 1e-6
 
 
+def test_labels_from_captions_needs_a_clear_majority():
+    from polymodal.zero_shot import labels_from_captions
+
+    caps = {
+        "a.jpg": ["A dog runs .", "Two dogs play .", "A puppy on grass .", "A man walks .", "Grass ."],
+        "b.jpg": ["A dog on a bike .", "A dog rides a bicycle .", "A dog and a biker .", "x", "y"],  # two classes
+        "c.jpg": ["A hotdog stand .", "A man .", "A man .", "A man .", "A man ."],  # 'hotdog' is not 'dog'
+        "d.jpg": ["A skier in the snow .", "Skiing .", "Snowy hill .", "A man .", "A man ."],
+    }
+    assert labels_from_captions(caps) == {"a.jpg": "dog", "d.jpg": "snow"}
+
+
 def test_image_text_search_through_semantic_search():
     pytest.importorskip("timm")
     from PIL import Image
