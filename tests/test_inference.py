@@ -561,3 +561,28 @@ def test_corrupt_index_file_is_one_line(tmp_path):
     with pytest.raises(ValueError) as err:
         VectorIndex.load(tmp_path / "idx")
     assert "\n" not in str(err.value) and "vectors.usearch" in str(err.value)
+
+
+def test_zero_shot_command_on_a_captioned_folder(tmp_path, model, capsys):
+    pytest.importorskip("timm")
+    from PIL import Image
+
+    from polymodal.plugins.image import ImageEncoder
+    from polymodal.zero_shot import main as zero_shot_main
+
+    rows = []
+    for i, (colour, label) in enumerate([("white", "snow"), ("brown", "dog"), ("white", "snow"), ("brown", "dog")]):
+        Image.new("RGB", (40, 40), colour).save(tmp_path / f"{i}.jpg")
+        rows += [{"image": f"{i}.jpg", "caption_idx": j, "caption": f"A {label} picture ."} for j in range(5)]
+    pd.DataFrame(rows).to_csv(tmp_path / "captions.tsv", sep="\t", index=False)
+    model.save(tmp_path / "text")
+    torch.manual_seed(0)
+    vit = {"embed_dim": 32, "depth": 1, "num_heads": 2, "img_size": 32}
+    EmbeddingModel(ImageEncoder("vit_tiny_patch16_224", image_size=32, model_kwargs=vit)).save(tmp_path / "image")
+    record = zero_shot_main(
+        ["--text-model", str(tmp_path / "text"), "--image-model", str(tmp_path / "image"),
+         "--captions", str(tmp_path / "captions.tsv"), "--images", str(tmp_path), "--first-image", "1"]
+    )  # fmt: skip
+    assert record["n"] == 3 and record["per_class"] == {"dog": 2, "bicycle": 0, "beach": 0, "snow": 1}
+    assert 0 <= record["accuracy"] <= 1 and record["majority_baseline"] == pytest.approx(2 / 3)
+    assert json.loads(capsys.readouterr().out.strip())["n"] == 3
