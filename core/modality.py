@@ -97,6 +97,18 @@ class Encoder(nn.Module, abc.ABC):
         del values
         return False
 
+    def truncate_layers(self, layers: int) -> None:
+        """Keep only the first ``layers`` layers (in place), so a forward computes no more than those.
+
+        Optional hook behind :meth:`polymodal.model.EmbeddingModel.truncate`. An encoder that has a
+        stack of layers implements it by dropping the later layers from the module and from what
+        :meth:`get_config` returns (so a saved truncated encoder reloads truncated), and exposes
+        its depth as ``num_layers``. The output after truncation must equal the full encoder's
+        ``Features.at_layer(layers)``, which is what layer-elastic (2DMSE) training optimises.
+        ``TextEncoder`` (any Hugging Face layer list) and ``PixelEncoder`` (ViT blocks) implement it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not expose layers; it cannot be truncated")
+
 
 #: Encoder classes of shipped recipes that exported model folders name. Recipes are not plugins,
 #: so their classes are listed here (our own installed package: importing them runs only our code).

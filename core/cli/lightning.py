@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 
 __all__ = [
     "FitGuard",
+    "alias_lightning_paths",
     "NoTrainingBatches",
     "check_config_file",
     "config_paths",
@@ -658,3 +659,32 @@ def lightning_cli(args: list[str] | None) -> Any:
         raise SystemExit(2) from None
     finally:
         _CURRENT_ARGS = None
+
+
+#: ``lightning.pytorch.X`` (the unified ``lightning`` package) where a class path starts.
+_UNIFIED = re.compile(r"(?<![\w.])lightning\.pytorch\.")
+
+
+def alias_lightning_paths(args: list[str]) -> list[str]:
+    """Accept ``lightning.pytorch.*`` class paths next to ``pytorch_lightning.*`` ones.
+
+    The ``lightning`` package ships the same classes as ``pytorch_lightning`` under another module
+    tree; a Trainer of one rejects callbacks, loggers and modules of the other. So whether or not
+    ``lightning`` is installed, every ``lightning.pytorch.`` prefix in ``--config`` files and in
+    command-line values is rewritten to ``pytorch_lightning.`` before parsing: the objects built are
+    always the ``pytorch_lightning`` ones that polymodal's Trainer uses. A rewritten config file is
+    passed on as YAML text (the file itself is never modified).
+    """
+    out = list(args)
+    for i, a in enumerate(out):
+        if a == "--config" and i + 1 < len(out) and Path(out[i + 1]).is_file():
+            text = Path(out[i + 1]).read_text()
+            if _UNIFIED.search(text):
+                out[i + 1] = _UNIFIED.sub("pytorch_lightning.", text)
+        elif a.startswith("--config=") and Path(a.split("=", 1)[1]).is_file():
+            text = Path(a.split("=", 1)[1]).read_text()
+            if _UNIFIED.search(text):
+                out[i] = "--config=" + _UNIFIED.sub("pytorch_lightning.", text)
+        elif i == 0 or out[i - 1] != "--config":
+            out[i] = _UNIFIED.sub("pytorch_lightning.", a)
+    return out

@@ -114,6 +114,9 @@ def check_hf_size(config: Any, folder: Path) -> None:
             f"{held:,}; refusing to allocate a model its weights cannot fill"
         )
 
+#: Attribute names under which Hugging Face models keep their stack of transformer layers.
+_LAYER_LISTS = ("layer", "layers", "h", "block", "blocks")
+
 
 def _resolve_model(model: str) -> Path:
     from polymodal.plugins.text.pretrained import PRETRAINED_PATHS
@@ -238,6 +241,33 @@ class TextEncoder(Encoder):
     @property
     def num_layers(self) -> int:
         return int(self.model.config.num_hidden_layers)
+
+    def _layer_list(self) -> nn.ModuleList:
+        """The model's stack of transformer layers (BERT ``encoder.layer``, Llama ``layers``, ...)."""
+        depth = self.num_layers
+        for name, module in self.model.named_modules():
+            if isinstance(module, nn.ModuleList) and len(module) == depth and name.split(".")[-1] in _LAYER_LISTS:
+                return module
+        raise NotImplementedError(
+            f"{type(self.model).__name__} has no layer list named {'/'.join(_LAYER_LISTS)} of length {depth}; "
+            "it cannot be truncated"
+        )
+
+    def truncate_layers(self, layers: int) -> None:
+        """Drop every transformer layer after the first ``layers`` (and from the saved config).
+
+        For encoders without a final norm (the BERT family) the output equals
+        ``Features.at_layer(layers)`` of the full model; models with a final norm (Llama) apply it
+        to the last kept layer.
+        """
+        stack = self._layer_list()
+        if not 1 <= layers <= len(stack):
+            raise ValueError(f"layers must be between 1 and {len(stack)}, got {layers}")
+        del stack[layers:]
+        config = self.model.config
+        config.num_hidden_layers = layers
+        if isinstance(getattr(config, "layer_types", None), list):
+            config.layer_types = config.layer_types[:layers]
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Features:
         mask = inputs["attention_mask"]
