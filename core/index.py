@@ -3,7 +3,7 @@
 An index folder holds::
 
     index.json        format version, backend, precision, dimension, count, int8 ranges,
-                      the model reference and its fingerprint (polymodal.evaluation.cache.model_fingerprint)
+                      the model reference and its fingerprint (polymodal.data.cache.model_fingerprint)
     vectors.faiss     FAISS index (backend "faiss")   |  vectors.usearch  usearch index (backend "usearch")
     documents.jsonl   optional: one JSON string per row, the text each vector was made from
 
@@ -116,7 +116,7 @@ class VectorIndex:
             embeddings: float embeddings, one row per document.
             backend: ``"faiss"`` or ``"usearch"``.
             precision: how vectors are stored (see the module table).
-            fingerprint: the model's :func:`~polymodal.evaluation.cache.model_fingerprint`.
+            fingerprint: the model's :func:`~polymodal.data.cache.model_fingerprint`.
             model: how to load the model again (registered name or folder), for ``polymodal search``.
             documents: the texts, stored beside the vectors (``None``: ids only).
             ranges: int8 calibration ranges (default: from ``embeddings``).
@@ -154,7 +154,7 @@ class VectorIndex:
     # ------------------------------------------------------------------ search
     def check_model(self, model: Any) -> None:
         """Raise ``ValueError`` (one line) unless ``model`` is the one that built this index."""
-        from polymodal.evaluation.cache import model_fingerprint
+        from polymodal.data.cache import model_fingerprint
 
         if not self.fingerprint:
             return

@@ -368,7 +368,7 @@ class EmbeddingModel(nn.Module):
             >>> index = model.build_index(["a cat", "a car"], "idx", backend="usearch", model_ref="minilm-l6")
             >>> index.query(model, ["kitten"], top_k=1)
         """
-        from polymodal.evaluation.cache import model_fingerprint
+        from polymodal.data.cache import model_fingerprint
         from polymodal.index import VectorIndex, _check_choice
 
         if isinstance(documents, str):

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import Tensor, nn
 
+from polymodal.checkpoint import SafeCheckpointLoading
 from polymodal.contracts import Batch
 from polymodal.features import Features
 from polymodal.heads import Head
@@ -189,7 +190,7 @@ def _named(parts: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
     return out
 
 
-class System(pl.LightningModule):
+class System(SafeCheckpointLoading, pl.LightningModule):
     """Towers, poolers, heads, objectives and metrics, injected.
 
     Args:

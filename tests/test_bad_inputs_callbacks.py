@@ -84,7 +84,7 @@ def test_export_model_refuses_an_untrained_model_outside_the_cli(tmp_path):
     from polymodal.callbacks import ExportModel
     from polymodal.data import TableDataModule
     from polymodal.losses import CoSENTLoss
-    from polymodal.systems import ContrastiveSystem
+    from polymodal.presets import ContrastiveSystem
 
     system = ContrastiveSystem(encoder=tiny_text_encoder(), pooler=MeanPooler(), loss=CoSENTLoss())
     data = TableDataModule(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from polymodal.checkpoint import SafeCheckpointLoading, check_class_paths, read_checkpoint
+from polymodal.checkpoint import check_class_paths, read_checkpoint
 from polymodal.cli import main
 
 TINY = "recipes/sbert/tiny.yaml"
@@ -72,10 +72,7 @@ def test_ckpt_hyper_parameters_cannot_choose_code(trained, tmp_path, monkeypatch
     assert "\n" not in msg and key in msg and "may not choose code" in msg and str(bad) in msg
     assert not marker.exists() and "payload" not in set(sys.modules) - before
     # the Python API refuses the same files
-    from polymodal.systems import ContrastiveSystem
-
-    class Safe(SafeCheckpointLoading, ContrastiveSystem):
-        pass
+    from polymodal.system import System as Safe  # System has SafeCheckpointLoading first in its bases
 
     with pytest.raises(ValueError, match="may not choose code"):
         Safe.load_from_checkpoint(bad)
@@ -119,7 +116,7 @@ def test_pickle_payload_checkpoint_is_refused(tmp_path):
 
 def test_check_class_paths_allows_imported_library_classes():
     check_class_paths(
-        {"_class_path": "polymodal.systems.ContrastiveSystem", "opt": {"class_path": "torch.optim.AdamW"}}, "x.ckpt"
+        {"_class_path": "polymodal.presets.ContrastiveSystem", "opt": {"class_path": "torch.optim.AdamW"}}, "x.ckpt"
     )
     with pytest.raises(ValueError, match="hyper_parameters.opt.class_path"):
         check_class_paths({"opt": {"class_path": "torch.optim.NoSuchThing"}}, "x.ckpt")
