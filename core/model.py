@@ -127,20 +127,23 @@ class EmbeddingModel(nn.Module):
 
     def _device(self) -> torch.device:
         """Where the weights live (CPU for an encoder without parameters or buffers)."""
-        for tensor in self.parameters():
-            return tensor.device
-        for tensor in self.buffers():
-            return tensor.device
+        for param in self.parameters():
+            return param.device
+        for buffer in self.buffers():
+            return buffer.device
         return torch.device("cpu")
 
     def set_backend(self, backend: str | None = "auto", **options: Any) -> EmbeddingModel:
         """Run ``encode``'s forward in an inference backend the encoder offers (text: ``"auto"``, ``"torch"``,
         ``"onnx"``, ``"openvino"``, ``"onnx-int8"``; see :mod:`polymodal.plugins.text.backends`); ``None``:
         this torch module. Returns ``self``."""
+        if backend is None:
+            self.backend = None
+            return self
         make = getattr(self.encoder, "inference_backend", None)
-        if backend is not None and make is None:
+        if make is None:
             raise ValueError(f"{type(self.encoder).__name__} offers no inference backends")
-        self.backend = None if backend is None else make(self, backend, **options)
+        self.backend = make(self, backend, **options)
         return self
 
     # ------------------------------------------------------------------ encode
@@ -701,10 +704,10 @@ def _with_prompt(values: Sequence[Any], prefix: str) -> list[Any]:
 
 def _untie(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """safetensors refuses shared storage; keep the first name of each tied tensor."""
-    seen: dict[tuple[int, int, tuple[int, ...]], str] = {}
+    seen: dict[tuple[int, int, tuple[int, ...]], str] = {}  # (storage, offset, shape) -> first name
     out = {}
     for name, tensor in state.items():
-        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        key = (tensor.untyped_storage().data_ptr(), int(tensor.storage_offset()), tuple(int(d) for d in tensor.shape))
         if tensor.numel() and key in seen:
             continue
         seen[key] = name

@@ -433,15 +433,16 @@ class System(SafeCheckpointLoading, pl.LightningModule):
 
     def _frozen_modules(self) -> list[nn.Module]:
         """Top-most submodules whose every parameter is frozen."""
-        out: list[nn.Module] = []
-        covered: set[str] = set()
+        return [module for _, module in self._frozen_named()]
+
+    def _frozen_named(self) -> list[tuple[str, nn.Module]]:
+        out: list[tuple[str, nn.Module]] = []
         for name, module in self.named_modules():
-            if not name or any(name.startswith(c + ".") for c in covered):
+            if not name or any(name.startswith(c + ".") for c, _ in out):
                 continue
             params = list(module.parameters())
             if params and not any(p.requires_grad for p in params):
-                out.append(module)
-                covered.add(name)
+                out.append((name, module))
         return out
 
     def train(self, mode: bool = True) -> System:
@@ -464,13 +465,13 @@ class System(SafeCheckpointLoading, pl.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
 
     def _trained_keys(self) -> set[str]:
+        """State-dict keys a ``save_frozen=False`` checkpoint keeps: trainable parameters and the buffers of
+        modules that are not fully frozen (batch-norm statistics of a trained part, ...)."""
         keys = {n for n, p in self.named_parameters() if p.requires_grad}
-        frozen = {id(m) for m in self._frozen_modules()}
-        for mname, module in self.named_modules():
-            if id(module) in frozen:
-                continue
-            for bname, _ in module.named_buffers(recurse=False):
-                keys.add(f"{mname}.{bname}" if mname else bname)
+        frozen = [name for name, _ in self._frozen_named()]
+        for bname, _ in self.named_buffers():
+            if not any(bname == f or bname.startswith(f + ".") for f in frozen):
+                keys.add(bname)
         return keys
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
