@@ -120,3 +120,34 @@ def test_frozen_tower_checkpoint_holds_only_what_trains():
     assert set(checkpoint["state_dict"]) == trained
     with pytest.raises(ValueError, match="lacks 2 trained tensor"):
         system.on_load_checkpoint({"state_dict": {}})
+
+
+def test_one_training_lightning_module_in_the_tree():
+    """Issue 13's acceptance: System is the only LightningModule; presets and recipes define no *_step."""
+    import ast
+
+    from tests.conftest import REPO
+
+    modules, steps = [], []
+    for folder in ("core", "plugins", "recipes"):
+        for path in (REPO / folder).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ClassDef):
+                    bases = {ast.unparse(b) for b in node.bases}
+                    if bases & {"pl.LightningModule", "LightningModule", "pytorch_lightning.LightningModule"}:
+                        modules.append(f"{path.relative_to(REPO)}:{node.name}")
+                if (
+                    isinstance(node, ast.FunctionDef)
+                    and node.name.endswith("_step")
+                    and node.name.split("_")[0]
+                    in (
+                        "training",
+                        "validation",
+                        "test",
+                        "predict",
+                    )
+                ):
+                    steps.append(f"{path.relative_to(REPO)}:{node.name}")
+    assert modules == ["core/system.py:System"]
+    assert all(s.startswith("core/system.py:") for s in steps), steps
