@@ -477,14 +477,16 @@ class MetricsReport(pl.Callback):
     def __init__(self, dirpath: str | None = None, plot: bool = True) -> None:
         self.dirpath = dirpath
         self.plot = plot
-        self.rows: list[dict[str, float]] = []
+        self.rows: list[dict[str, Any]] = []
         self.written: dict[str, Path] = {}
 
     def _record(self, trainer: pl.Trainer, keep) -> None:
-        row: dict[str, float] = {}
+        # Keep the (detached, on-device) scalars as they are: converting with .item() here would
+        # synchronise the GPU every step. They become floats once, in frame().
+        row: dict[str, Any] = {}
         for key, value in trainer.callback_metrics.items():
-            if keep(key) and (v := _scalar(value)) is not None:
-                row[key] = v
+            if keep(key) and getattr(value, "numel", lambda: 1)() == 1:
+                row[key] = value.detach().clone() if hasattr(value, "detach") else value
         if row:
             self.rows.append({"epoch": float(trainer.current_epoch), "step": float(trainer.global_step), **row})
 
@@ -501,7 +503,8 @@ class MetricsReport(pl.Callback):
     def frame(self):
         import pandas as pd
 
-        frame = pd.DataFrame(self.rows)
+        rows = [{k: (v if k in ("epoch", "step") else _scalar(v)) for k, v in r.items()} for r in self.rows]
+        frame = pd.DataFrame(rows)
         if frame.empty:
             return frame
         metrics = sorted(c for c in frame.columns if c not in ("epoch", "step"))
