@@ -54,6 +54,12 @@ class ExportModel(pl.Callback):
         if not hasattr(pl_module, "embedding_model") and not hasattr(pl_module, "inference_model"):
             name = type(pl_module).__name__
             raise TypeError(f"ExportModel needs a system with embedding_model() or inference_model(), got {name}")
+        if trainer.limit_train_batches == 0 or trainer.num_training_batches == 0 or trainer.global_step == 0:
+            raise ValueError(
+                "ExportModel: the fit ran 0 training batches; refusing to export an untrained model "
+                f"(check the training table and batch_size; limit_train_batches={trainer.limit_train_batches}, "
+                f"max_steps={trainer.max_steps}, max_epochs={trainer.max_epochs})"
+            )
         which = "last step"
         ckpt = trainer.checkpoint_callback
         best_path = getattr(ckpt, "best_model_path", "") if self.best and getattr(ckpt, "monitor", None) else ""
@@ -111,13 +117,20 @@ class LoadEncoderWeights(pl.Callback):
         self.strict = strict
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         if getattr(trainer, "ckpt_path", None):  # resuming: the checkpoint already holds the (further trained) weights
             return
 
         folder = resolve_path(self.path, what="exported model folder")
-        weights = load_file(str(Path(folder) / "model.safetensors"))
+        file = Path(folder) / "model.safetensors"
+        if not file.is_file():
+            raise FileNotFoundError(f"LoadEncoderWeights: {folder} holds no model.safetensors (not an exported model)")
+        try:
+            weights = load_file(str(file))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ValueError(f"LoadEncoderWeights: {file}: corrupt or truncated weights file ({exc})") from None
         state = {k[len("encoder.") :]: v for k, v in weights.items() if k.startswith("encoder.")}
         if not state:
             raise ValueError(f"{folder}: model.safetensors holds no encoder.* weights")
@@ -125,7 +138,22 @@ class LoadEncoderWeights(pl.Callback):
         if encoders is None or len(encoders) != 1:
             raise ValueError("LoadEncoderWeights needs a system with exactly one encoder")
         encoder = next(iter(encoders.values()))
-        missing, unexpected = encoder.load_state_dict(state, strict=self.strict)
+        own = encoder.state_dict()
+        wrong = [
+            (k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items() if k in own and v.shape != own[k].shape
+        ]
+        if wrong:
+            k, got, want = wrong[0]
+            raise ValueError(
+                f"LoadEncoderWeights: {file}: tensor encoder.{k} has shape {list(got)}, the system's encoder expects "
+                f"{list(want)} ({len(wrong)} tensor(s) differ): the folder holds another architecture"
+            )
+        try:
+            missing, unexpected = encoder.load_state_dict(state, strict=self.strict)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()
+            detail = " ".join(line.strip() for line in first[1:3]) or first[0]
+            raise ValueError(f"LoadEncoderWeights: {file}: weights do not match the encoder ({detail[:200]})") from None
         print(f"polymodal: loaded {len(state)} encoder tensors from {folder}")
         if missing or unexpected:
             print(f"polymodal: missing {missing}, unexpected {unexpected}")

@@ -88,7 +88,7 @@ def test_error_while_building_a_class_is_one_line_from_the_console(tmp_path):
         text=True,
         cwd=REPO,
         env=env,
-        timeout=300,
+        timeout=900,
     )
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("Seed set")]

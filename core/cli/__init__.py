@@ -35,6 +35,9 @@ COMMANDS: dict[str, str] = {
     "plot": "redraw the curves and summary of a finished run from its metrics.csv",
     "evaluate": "STS evaluation: cosine Spearman/Pearson of a model on scored pairs",
     "encode": "embed one column of a table into a .npy file",
+    "bench": "MMTEB-style task suite over every modality: scores, cached results, leaderboard",
+    "index": "embed one column of a table into a FAISS or usearch index folder",
+    "search": "query an index folder with texts (the model that built it)",
 }
 
 #: Plain commands that need the plugin table before they run.
@@ -118,10 +121,10 @@ def main(args: Sequence[str] | None = None) -> Any:
             if args is None:
                 raise SystemExit(2) from None
             raise
-    from polymodal.cli.lightning import lightning_cli, resolve_config_args
+    from polymodal.cli.lightning import alias_lightning_paths, lightning_cli, resolve_config_args
 
     load_plugins()
-    argv = resolve_config_args(argv)
+    argv = alias_lightning_paths(resolve_config_args(argv))
     if args is None:  # LightningCLI reads sys.argv itself and warns if given both
         sys.argv[1:] = argv
         return lightning_cli(None)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-from collections.abc import Iterator
+import math
+from typing import Any
 
 __all__ = ["add_arguments", "run"]
 
@@ -20,33 +20,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-rows", type=int, default=8192, help="rows read and encoded at a time (bounds memory)")
 
 
-@contextlib.contextmanager
-def _per_batch(progress, total: int, offset: int) -> Iterator[None]:
-    """Report every batch of ``EmbeddingModel.iter_encode`` (not every chunk) to ``progress``.
-
-    ``iter_encode(show_progress_bar=True)`` updates a ``tqdm.auto.tqdm`` once per batch; for the
-    call it gets this stand-in, which forwards the running count (offset by the rows of earlier
-    table chunks) to :class:`polymodal.datasets.LineProgress`: a bar on a terminal, lines in a log.
-    """
-    import tqdm.auto
-
-    class Batches:
-        def __init__(self, *args, **kwargs) -> None:
-            self.done = offset
-
-        def update(self, k: int) -> None:
-            self.done += k
-            progress(self.done, total)
-
-        def close(self) -> None:
-            pass
-
-    real = tqdm.auto.tqdm
-    tqdm.auto.tqdm = Batches
-    try:
-        yield
-    finally:
-        tqdm.auto.tqdm = real
+def check_values(model: Any, values: list[Any], path: str, column: str, first_row: int = 0) -> None:
+    """Validate each cell with the model's processor; the first bad one is one line naming the row."""
+    validate = model.encoder.processor.validate
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            raise ValueError(f"{path}: row {first_row + i}, column {column!r} is empty; every row needs a value")
+        try:
+            validate(v)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: row {first_row + i}, column {column!r}: {exc}") from None
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -78,11 +61,16 @@ def run(ns: argparse.Namespace) -> int:
             np.lib.format.write_array_header_2_0(fh, header)
             for frame in chunks():
                 values = frame[ns.column].tolist()
-                with _per_batch(bar, n, written):
-                    for _, emb in model.iter_encode(
-                        values, ns.batch_size, ns.normalize or None, chunk_size=ns.chunk_rows, show_progress_bar=True
-                    ):
-                        fh.write(emb.numpy().astype(np.float32, copy=False).tobytes())
+                check_values(model, values, ns.input, ns.column, first_row=written)
+                batches = model.iter_encode(
+                    values,
+                    ns.batch_size,
+                    ns.normalize or None,
+                    chunk_size=ns.chunk_rows,
+                    progress=lambda k, offset=written: bar(offset + k, n),  # every batch, not every chunk
+                )
+                for _, emb in batches:
+                    fh.write(emb.numpy().astype(np.float32, copy=False).tobytes())
                 written += len(values)
                 bar(written, n)
             if written != n:
