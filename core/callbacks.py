@@ -680,9 +680,9 @@ class PredictionWriter(BasePredictionWriter):
     """Write what ``predict_step`` returns to one file and say where.
 
     By type of the per-batch output: a tensor -> ``.npy`` (rows concatenated); a list/tuple of
-    tensors (one per input column, e.g. ContrastiveSystem embeddings) -> one ``.npy`` holding
+    tensors (one per input column, e.g. a bi-encoder System's embeddings) -> one ``.npy`` holding
     ``(K, N, D)`` when the shapes agree, else ``.npz`` with ``output_0``...; a dict of tensors
-    (PredictionSystem: probabilities or values per head) -> a table, ``.csv`` or ``.parquet``
+    (a System with heads: probabilities or values per head) -> a table, ``.csv`` or ``.parquet``
     (chosen by ``output``'s suffix), one column per head (``head_0``, ``head_1``... for vectors).
 
     Args:
