@@ -25,6 +25,10 @@ def resolve_path(path: str | os.PathLike[str], *, what: str = "file", must_exist
         FileNotFoundError: one line naming ``what`` and the path.
     """
     text = os.fspath(path)
+    if text.startswith("data://"):  # a registered dataset's file: polymodal.datasets
+        from polymodal.datasets import resolve_data_uri
+
+        return resolve_data_uri(text, must_exist=must_exist)
     if text.startswith(PACKAGE_SCHEME):
         from importlib.resources import files
 

@@ -42,6 +42,11 @@ class Processor(abc.ABC):
         Data modules call it per row so that a bad row is reported by file, row and column.
         """
 
+    def lengths(self, values: Sequence[Any]) -> list[int]:
+        """Cheap size of each value (tokens, patches, steps) used to sort batches by length so
+        that they carry little padding. Default: ``len(value)`` where defined, else 0."""
+        return [len(v) if hasattr(v, "__len__") else 0 for v in values]
+
 
 class Encoder(nn.Module, abc.ABC):
     """Base class of every modality encoder."""
@@ -84,6 +89,25 @@ class Encoder(nn.Module, abc.ABC):
 
     def save_assets(self, directory: Path) -> None:  # noqa: B027 - optional hook
         """Write files the processor needs (tokenizer, font metadata, ...) into ``directory``."""
+
+    def fit_statistics(self, values: Sequence[Any]) -> bool:
+        """Fit input statistics that are weights (e.g. time-series normalisers) on the *training*
+        split's raw values, once, before any batch is seen. Returns ``True`` if anything was fitted.
+        Default: nothing to fit."""
+        del values
+        return False
+
+    def truncate_layers(self, layers: int) -> None:
+        """Keep only the first ``layers`` layers (in place), so a forward computes no more than those.
+
+        Optional hook behind :meth:`polymodal.model.EmbeddingModel.truncate`. An encoder that has a
+        stack of layers implements it by dropping the later layers from the module and from what
+        :meth:`get_config` returns (so a saved truncated encoder reloads truncated), and exposes
+        its depth as ``num_layers``. The output after truncation must equal the full encoder's
+        ``Features.at_layer(layers)``, which is what layer-elastic (2DMSE) training optimises.
+        ``TextEncoder`` (any Hugging Face layer list) and ``PixelEncoder`` (ViT blocks) implement it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not expose layers; it cannot be truncated")
 
 
 #: Encoder classes of shipped recipes that exported model folders name. Recipes are not plugins,

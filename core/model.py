@@ -10,13 +10,14 @@ On disk a model is a folder::
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import json
 import os
 import re
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,6 +49,9 @@ class EmbeddingModel(nn.Module):
         default_prompt_name: the prompt ``encode`` uses when none is named (``None``: no prompt).
     """
 
+    #: Inference backend running ``encode``'s forward of a batch (``None``: this torch module); see set_backend.
+    backend: Any = None
+
     def __init__(
         self,
         encoder: Encoder,
@@ -68,6 +72,8 @@ class EmbeddingModel(nn.Module):
         self.default_prompt_name = default_prompt_name
         #: the folder format :func:`load` recognised (``"polymodal"``, ``"sentence-transformers"``, ...).
         self.source_format: str | None = None
+        #: Output width kept by :meth:`truncate` (``None``: the encoder's full width).
+        self.truncate_dim: int | None = None
 
     @property
     def modality(self) -> str:
@@ -75,10 +81,49 @@ class EmbeddingModel(nn.Module):
 
     @property
     def dim(self) -> int:
-        return self.encoder.output_dim
+        return self.encoder.output_dim if self.truncate_dim is None else self.truncate_dim
 
     def forward(self, inputs: dict[str, Tensor]) -> Tensor:
-        return self.pooler(self.encoder(inputs))
+        emb = self.pooler(self.encoder(inputs))  # (B, D)
+        return emb if self.truncate_dim is None else emb[..., : self.truncate_dim]
+
+    # ---------------------------------------------------------------- truncate
+    def truncate(self, layers: int | None = None, dim: int | None = None, inplace: bool = False) -> EmbeddingModel:
+        """A model that runs only the first ``layers`` encoder layers and keeps ``dim`` output dimensions.
+
+        The dropped layers are removed from the module (they are not computed, and a saved
+        truncated model no longer holds them), so a 4-of-6-layer model encodes in about 2/3 of the
+        time. This is how a 2D Matryoshka (2DMSE) model is meant to be used; any model can be
+        truncated, but only one trained for it keeps most of its quality. The embedding at
+        ``(layers, dim)`` equals the first ``dim`` values of the full model's embedding pooled after
+        layer ``layers`` (:func:`polymodal.evaluation.elastic.encode_layers`).
+
+        Args:
+            layers: encoder layers to keep (``1 <= layers <= encoder.num_layers``); ``None`` keeps all.
+                The encoder must implement :meth:`~polymodal.modality.Encoder.truncate_layers`.
+            dim: leading embedding dimensions to keep (``1 <= dim <= self.dim``); ``None`` keeps all.
+            inplace: truncate this model instead of a copy (saves the copy's memory).
+
+        Returns:
+            The truncated model (``self`` when ``inplace``).
+
+        Example:
+            >>> small = polymodal.load("minilm-l6").truncate(layers=4, dim=192)
+            >>> small.encode(["a sentence"]).shape
+            (1, 192)
+        """
+        if dim is not None:
+            _check_dim(dim, self.dim)
+        if layers is not None:
+            depth = getattr(self.encoder, "num_layers", None)
+            if depth is not None and not 1 <= int(layers) <= int(depth):
+                raise ValueError(f"layers must be between 1 and the encoder's {depth} layers, got {layers}")
+        model = self if inplace else copy.deepcopy(self)
+        if layers is not None:
+            model.encoder.truncate_layers(int(layers))
+        if dim is not None:
+            model.truncate_dim = None if int(dim) == model.encoder.output_dim else int(dim)
+        return model
 
     def _device(self) -> torch.device:
         """Where the weights live (CPU for an encoder without parameters or buffers)."""
@@ -88,12 +133,19 @@ class EmbeddingModel(nn.Module):
             return tensor.device
         return torch.device("cpu")
 
+    def set_backend(self, backend: str | None = "auto", **options: Any) -> EmbeddingModel:
+        """Run ``encode``'s forward in an inference backend the encoder offers (text: ``"auto"``, ``"torch"``,
+        ``"onnx"``, ``"openvino"``, ``"onnx-int8"``; see :mod:`polymodal.plugins.text.backends`); ``None``:
+        this torch module. Returns ``self``."""
+        make = getattr(self.encoder, "inference_backend", None)
+        if backend is not None and make is None:
+            raise ValueError(f"{type(self.encoder).__name__} offers no inference backends")
+        self.backend = None if backend is None else make(self, backend, **options)
+        return self
+
     # ------------------------------------------------------------------ encode
     def _lengths(self, values: Sequence[Any]) -> list[int]:
-        sizer = getattr(self.encoder.processor, "lengths", None)
-        if sizer is not None:
-            return list(sizer(values))
-        return [len(v) if hasattr(v, "__len__") else 0 for v in values]
+        return list(self.encoder.processor.lengths(values))
 
     def iter_encode(
         self,
@@ -103,8 +155,17 @@ class EmbeddingModel(nn.Module):
         chunk_size: int = 8192,
         show_progress_bar: bool = False,
         streams: int | None = None,
+        progress: Callable[[int], None] | None = None,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
+        truncate_dim: int | None = None,
     ) -> Iterator[tuple[int, Tensor]]:
         """Yield ``(start, embeddings)`` for consecutive chunks of ``values``, in input order.
+
+        ``progress``: called with the number of items embedded so far after every batch (progress
+        reporting in logs: ``polymodal encode`` uses it).
+
+        ``prompt`` / ``prompt_name`` / ``truncate_dim``: as in :meth:`encode`.
 
         Memory stays bounded by ``chunk_size`` whatever ``len(values)``: within a chunk items
         are sorted by length (little padding) and the chunk's rows are returned in input order.
@@ -120,6 +181,11 @@ class EmbeddingModel(nn.Module):
             raise TypeError("encode() takes a list of inputs; wrap a single string in a list")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if truncate_dim is not None:
+            _check_dim(truncate_dim, self.dim, what="truncate_dim")
+        prefix = self._prompt(prompt, prompt_name)
+        if prefix:
+            values = _with_prompt(values, prefix)
         normalize = self.normalize if normalize is None else normalize
         device = self._device()
         processor = self.encoder.processor
@@ -134,15 +200,21 @@ class EmbeddingModel(nn.Module):
                 pass
         threads = torch.get_num_threads()
         concurrent = bool(getattr(self.encoder, "concurrent_forward", False))
+        backend = self.backend
+        if streams is None and backend is not None:
+            streams = backend.streams
         streams = _cpu_streams(streams, device, concurrent, threads, n, batch_size)
 
         def embed(batch: list[Any]) -> Tensor:
             with torch.inference_mode():
                 inputs = {k: v.to(device) for k, v in processor(batch).items()}
-                emb = self(inputs).float()
+                emb = (self(inputs) if backend is None else self.pooler(backend(inputs))).float()  # (B, D)
+                if truncate_dim is not None:
+                    emb = emb[:, :truncate_dim]  # normalised after truncation, as Matryoshka models expect
                 return (F.normalize(emb, dim=-1) if normalize else emb).cpu()
 
         pool = None
+        done = 0
         mode = eval_for_call(self)
         mode.__enter__()
         try:
@@ -162,8 +234,11 @@ class EmbeddingModel(nn.Module):
                     if out is None:
                         out = torch.empty(len(chunk), emb.shape[-1])
                     out[torch.as_tensor(idx)] = emb
+                    done += len(idx)
                     if bar is not None:
                         bar.update(len(idx))
+                    if progress is not None:
+                        progress(done)
                 if out is not None:
                     yield chunk_start, out
                 del out
@@ -176,6 +251,22 @@ class EmbeddingModel(nn.Module):
             if bar is not None:
                 bar.close()
 
+    def _prompt(self, prompt: str | None, prompt_name: str | None) -> str:
+        """The text prepended to inputs: ``prompt``, else ``prompts[prompt_name]``, else the default prompt."""
+        if prompt is not None and prompt_name is not None:
+            raise ValueError("give prompt or prompt_name, not both")
+        if prompt is not None:
+            if not isinstance(prompt, str):
+                raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
+            return prompt
+        name = self.default_prompt_name if prompt_name is None else prompt_name
+        if name is None:
+            return ""
+        if name not in self.prompts:
+            known = ", ".join(sorted(self.prompts)) or "none; pass prompts= to EmbeddingModel or prompt='...'"
+            raise ValueError(f"unknown prompt_name {name!r} (this model's prompts: {known})")
+        return self.prompts[name]
+
     def encode(
         self,
         values: Sequence[Any],
@@ -184,31 +275,116 @@ class EmbeddingModel(nn.Module):
         convert_to: Literal["numpy", "tensor"] = "numpy",
         show_progress_bar: bool = False,
         streams: int | None = None,
-        **_: Any,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
+        truncate_dim: int | None = None,
+        **unknown: Any,
     ) -> np.ndarray | Tensor:
         """Embed ``values`` (raw inputs of this model's modality) -> ``(N, D)``.
 
         Items are sorted by length so batches carry little padding, then returned in input
-        order. Runs under ``torch.inference_mode``. Extra keyword arguments are accepted and
-        ignored so MTEB-style callers work. For outputs larger than memory, write the chunks of
-        :meth:`iter_encode` to disk (``polymodal encode`` streams them into a ``.npy``).
+        order. Runs under ``torch.inference_mode``. For outputs larger than memory, write the
+        chunks of :meth:`iter_encode` to disk (``polymodal encode`` streams them into a ``.npy``).
 
         Args:
             values: raw values (e.g. strings for text).
             batch_size: items per forward pass.
-            normalize: L2-normalise; defaults to the model's ``normalize``.
+            normalize: L2-normalise; defaults to the model's ``normalize``. With ``truncate_dim``
+                the truncated vector is normalised.
             convert_to: ``"numpy"`` (float32 array) or ``"tensor"``.
             show_progress_bar: show a tqdm bar (if tqdm is installed).
             streams: CPU batches in flight at once (see :meth:`iter_encode`).
+            prompt: text prepended to every (text) input, e.g. ``"query: "``.
+            prompt_name: key of :attr:`prompts` to prepend; default :attr:`default_prompt_name`.
+            truncate_dim: keep the first ``truncate_dim`` dimensions (Matryoshka models). Layers are
+                not dropped: use :meth:`truncate` for that.
+
+        Raises:
+            TypeError: for an unknown keyword argument (the message lists the valid ones).
         """
+        if unknown:
+            raise TypeError(_unknown_kwargs("encode", unknown))
         if isinstance(values, str):
             raise TypeError("encode() takes a list of inputs; wrap a single string in a list")
         values = list(values)
-        out = torch.empty(len(values), self.dim)
-        batches = self.iter_encode(values, batch_size, normalize, show_progress_bar=show_progress_bar, streams=streams)
+        if truncate_dim is not None:
+            _check_dim(truncate_dim, self.dim, what="truncate_dim")
+        out = torch.empty(len(values), self.dim if truncate_dim is None else truncate_dim)
+        batches = self.iter_encode(
+            values,
+            batch_size,
+            normalize,
+            show_progress_bar=show_progress_bar,
+            streams=streams,
+            prompt=prompt,
+            prompt_name=prompt_name,
+            truncate_dim=truncate_dim,
+        )
         for start, emb in batches:
             out[start : start + emb.shape[0]] = emb
         return out.numpy() if convert_to == "numpy" else out
+
+    def encode_query(self, values: Sequence[Any], **kwargs: Any) -> np.ndarray | Tensor:
+        """:meth:`encode` with the ``"query"`` prompt when the model has one (as sentence-transformers does)."""
+        if "prompt" not in kwargs and "prompt_name" not in kwargs and "query" in self.prompts:
+            kwargs["prompt_name"] = "query"
+        return self.encode(values, **kwargs)
+
+    def encode_document(self, values: Sequence[Any], **kwargs: Any) -> np.ndarray | Tensor:
+        """:meth:`encode` with the ``"document"`` prompt (or ``"passage"``/``"corpus"``) when the model has one."""
+        if "prompt" not in kwargs and "prompt_name" not in kwargs:
+            name = next((k for k in ("document", "passage", "corpus") if k in self.prompts), None)
+            if name is not None:
+                kwargs["prompt_name"] = name
+        return self.encode(values, **kwargs)
+
+    def build_index(
+        self,
+        documents: Sequence[Any],
+        path: str | os.PathLike[str] | None = None,
+        backend: Literal["faiss", "usearch"] = "faiss",
+        precision: str = "float32",
+        batch_size: int = 64,
+        model_ref: str = "",
+        store_documents: bool = True,
+    ) -> Any:
+        """Embed ``documents`` (normalised, with the document prompt) into a FAISS or usearch index.
+
+        The index records this model's fingerprint and refuses queries from any other model.
+
+        Args:
+            documents: raw inputs (texts for a text model, image paths for an image tower, ...).
+            path: also save the index folder there (:meth:`polymodal.index.VectorIndex.save`).
+            backend: ``"faiss"`` or ``"usearch"`` (``pip install 'polymodal[index]'``).
+            precision: ``"float32"``, ``"int8"``, ``"binary"`` or ``"ubinary"`` (see :mod:`polymodal.index`).
+            batch_size: encoding batch size.
+            model_ref: how ``polymodal search`` reloads the model (registered name or folder).
+            store_documents: keep string documents in the index folder (shown by ``polymodal search``).
+
+        Returns:
+            The :class:`~polymodal.index.VectorIndex`.
+
+        Example:
+            >>> index = model.build_index(["a cat", "a car"], "idx", backend="usearch", model_ref="minilm-l6")
+            >>> index.query(model, ["kitten"], top_k=1)
+        """
+        from polymodal.evaluation.cache import model_fingerprint
+        from polymodal.index import VectorIndex, _check_choice
+
+        if isinstance(documents, str):
+            raise TypeError("build_index() takes a list of documents; wrap a single string in a list")
+        documents = list(documents)
+        _check_choice(backend, precision)
+        if not documents:
+            raise ValueError("cannot build an index from an empty corpus (0 documents)")
+        emb = self.encode_document(documents, batch_size=batch_size, normalize=True)
+        texts = documents if store_documents and all(isinstance(d, str) for d in documents) else None
+        index = VectorIndex.build(
+            emb, backend, precision, fingerprint=model_fingerprint(self), model=model_ref, documents=texts
+        )
+        if path is not None:
+            index.save(path)
+        return index
 
     # ------------------------------------------------------------- save / load
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -234,6 +410,8 @@ class EmbeddingModel(nn.Module):
         if self.prompts:
             config["prompts"] = dict(self.prompts)
             config["default_prompt_name"] = self.default_prompt_name
+        if self.truncate_dim is not None:
+            config["truncate_dim"] = self.truncate_dim
         if type(self) is not EmbeddingModel:  # a subclass (e.g. a cross-encoder) and its extra arguments
             config["model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
             config["model_args"] = self.model_args()
@@ -299,6 +477,10 @@ class EmbeddingModel(nn.Module):
         model = build()
         model.prompts = dict(config.get("prompts") or {})
         model.default_prompt_name = config.get("default_prompt_name")
+        if config.get("truncate_dim") is not None:
+            _check_dim(config["truncate_dim"], model.encoder.output_dim, what=f"{config_path}: truncate_dim")
+            model.truncate_dim = int(config["truncate_dim"])
+        weights = directory / WEIGHTS_NAME
         try:
             state = load_file(str(weights), device=str(map_location))
         except (SafetensorError, OSError, ValueError) as exc:
@@ -483,6 +665,40 @@ def eval_for_call(model: nn.Module) -> Iterator[None]:
                     module.training = training
 
 
+_ENCODE_ARGS = (
+    "batch_size",
+    "normalize",
+    "convert_to",
+    "show_progress_bar",
+    "streams",
+    "prompt",
+    "prompt_name",
+    "truncate_dim",
+)
+
+
+def _unknown_kwargs(method: str, unknown: dict[str, Any]) -> str:
+    names = ", ".join(sorted(unknown))
+    hint = ""
+    if {"task_name", "prompt_type", "task_metadata", "hf_split", "hf_subset"} & set(unknown):
+        hint = "; MTEB callers: wrap the model in polymodal.evaluation.mteb.MTEBModel"
+    return f"{method}() got unexpected keyword argument(s) {names} (valid: {', '.join(_ENCODE_ARGS)}){hint}"
+
+
+def _check_dim(dim: Any, width: int, what: str = "dim") -> None:
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 1 <= int(dim) <= width:
+        raise ValueError(f"{what} must be an integer between 1 and the model's width {width}, got {dim!r}")
+
+
+def _with_prompt(values: Sequence[Any], prefix: str) -> list[Any]:
+    out = []
+    for i, v in enumerate(values):
+        if not isinstance(v, str):
+            raise TypeError(f"input {i}: prompts apply to text inputs, got {type(v).__name__}")
+        out.append(prefix + v)
+    return out
+
+
 def _untie(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """safetensors refuses shared storage; keep the first name of each tied tensor."""
     seen: dict[tuple[int, int, tuple[int, ...]], str] = {}
@@ -562,7 +778,9 @@ def detect_format(directory: str | os.PathLike[str]) -> str:
     raise FileNotFoundError(f"cannot load {folder}: not a model folder this version reads; looked for {looked}")
 
 
-def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> EmbeddingModel:
+def load(
+    name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu", backend: str | None = None
+) -> EmbeddingModel:
     """Load a model, in eval mode, by registered name (e.g. ``"minilm-l6"``) or from a folder.
 
     Folders may be polymodal folders (``polymodal.json``), sentence-transformers folders
@@ -572,6 +790,8 @@ def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu
     and kept in ``model.source_format``. Names come from :mod:`polymodal.registry`
     (``polymodal models`` lists them); pretrained names use weights shipped in installed
     packages, never the network. Nothing a folder holds is executed.
+    ``backend`` (e.g. ``"auto"``): see :meth:`EmbeddingModel.set_backend`; a folder's exported graphs are
+    cached in ``<folder>/backends``.
     """
     import importlib
     import logging
@@ -594,12 +814,13 @@ def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu
         model = target(folder) if fmt != "polymodal" else target(folder, map_location=device)
         model.source_format = fmt
         logging.getLogger(__name__).info("loaded %s as a %s folder", folder, fmt)
-        return model.to(device).eval()
+        model = model.to(device).eval()
+        return model if backend is None else model.set_backend(backend, cache_dir=folder / "backends")
     names = list_models(kind="pretrained")
     if text in names:
         model = model_card(text).factory().to(device).eval()
         model.source_format = "registered"
-        return model
+        return model if backend is None else model.set_backend(backend)
     raise ValueError(
         f"cannot load {text!r}: not a model folder, and not a known model name "
         f"(known: {', '.join(names) or 'none; is the text plugin installed?'})"

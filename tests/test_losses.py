@@ -22,6 +22,7 @@ from polymodal.losses import (
     info_nce_loss,
     mine_hard_negatives,
 )
+from polymodal.losses.cached import _RandState
 from polymodal.losses.context import slice_inputs
 from polymodal.losses.matryoshka2d import layer_kl_loss, layer_weight
 from polymodal.model import EmbeddingModel
@@ -155,15 +156,17 @@ def test_slice_inputs_trims_unused_padding():
     assert part["input_ids"].tolist() == [[4, 5]] and part["attention_mask"].tolist() == [[1, 1]]
 
 
-@pytest.mark.parametrize("symmetric", [False, True])
-def test_cached_infonce_equals_plain_loss_and_gradients(symmetric):
-    enc = _encoder().eval()  # no dropout: both runs see identical forward passes
+@pytest.mark.parametrize("symmetric,streams", [(False, 1), (True, 1), (False, 2), (True, 3)])
+def test_cached_infonce_equals_plain_loss_and_gradients(symmetric, streams):
+    enc = _encoder().eval()  # no dropout: both runs see identical forward passes (and streams may run)
     ctx = _context(enc)
     plain = InfoNCELoss(symmetric=symmetric)([ctx.embed(0), ctx.embed(1)])
     plain.backward()
     want = {n: p.grad.clone() for n, p in enc.named_parameters() if p.grad is not None}
     enc.zero_grad()
-    cached = CachedInfoNCELoss(mini_batch_size=2, symmetric=symmetric).loss_from_context(ctx)
+    loss = CachedInfoNCELoss(mini_batch_size=2, symmetric=symmetric, streams=streams)
+    assert loss._streams(ctx.inputs[0], _RandState()) == streams  # random-free forward: streams allowed
+    cached = loss.loss_from_context(ctx)
     torch.testing.assert_close(cached, plain.detach(), atol=1e-6, rtol=1e-6)
     assert all(p.grad is None for p in enc.parameters())  # nothing happens before backward
     cached.backward()
@@ -186,7 +189,7 @@ def test_cached_infonce_replays_dropout_exactly():
         return out
 
     ctx2.embed = embed  # type: ignore[method-assign]
-    loss = CachedInfoNCELoss(mini_batch_size=4).loss_from_context(ctx2)
+    loss = CachedInfoNCELoss(mini_batch_size=4, streams=2).loss_from_context(ctx2)  # dropout: sequential
     n_first = len(calls)
     loss.backward()
     assert len(calls) == 2 * n_first

@@ -47,13 +47,9 @@ def run(ns: argparse.Namespace) -> int:
     # embeddings are ever resident as a whole: memory is flat in the number of rows.
     n = sum(len(c) for c in chunks())
     model = polymodal.load(ns.model)
-    bar = None
-    try:
-        from tqdm.auto import tqdm
+    from polymodal.datasets import LineProgress
 
-        bar = tqdm(total=n, desc="encode", unit="item")
-    except ImportError:  # pragma: no cover
-        pass
+    bar = LineProgress("encode", unit="item")  # a tqdm bar on a terminal, a line every 10 s in a log
     written = 0
     try:
         with atomic_path(ns.output) as tmp, open(tmp, "wb") as fh:
@@ -66,16 +62,21 @@ def run(ns: argparse.Namespace) -> int:
             for frame in chunks():
                 values = frame[ns.column].tolist()
                 check_values(model, values, ns.input, ns.column, first_row=written)
-                for _, emb in model.iter_encode(values, ns.batch_size, ns.normalize or None, chunk_size=ns.chunk_rows):
+                batches = model.iter_encode(
+                    values,
+                    ns.batch_size,
+                    ns.normalize or None,
+                    chunk_size=ns.chunk_rows,
+                    progress=lambda k, offset=written: bar(offset + k, n),  # every batch, not every chunk
+                )
+                for _, emb in batches:
                     fh.write(emb.numpy().astype(np.float32, copy=False).tobytes())
                 written += len(values)
-                if bar is not None:
-                    bar.update(len(values))
+                bar(written, n)
             if written != n:
                 raise RuntimeError(f"{ns.input} changed while encoding: {n} rows counted, {written} read")
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     emb = np.load(ns.output, mmap_mode="r")
     print(f"wrote {emb.shape[0]} x {emb.shape[1]} embeddings to {ns.output}")
     return 0

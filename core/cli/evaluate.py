@@ -15,7 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="short name (minilm-l6) or saved model folder")
     parser.add_argument("--data", required=True, help="table with two sentence columns and a score")
     parser.add_argument("--layout", default=None, help="named layout for header-less files (stsb; auto-detected)")
-    parser.add_argument("--columns", default=None, help="sentence1,sentence2,score column names")
+    parser.add_argument(
+        "--columns", default=None, help="sentence1,sentence2[,score] column names (score defaults to 'score')"
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
 
@@ -47,11 +49,13 @@ def load_pairs(path: str, layout: str | None, columns: str | None) -> tuple[list
     """Sentence pairs and gold scores; a bad cell is one line naming the file, row and column."""
     from polymodal.data.tables import check_columns, read_table
 
-    df = read_table(path, layout=layout)
-    names = (columns or "sentence1,sentence2,score").split(",")
-    if len(names) != 3:
-        raise ValueError(f"--columns needs three comma-separated names (sentence1,sentence2,score), got {columns!r}")
+    names = [c.strip() for c in (columns or "sentence1,sentence2,score").split(",")]
+    if len(names) == 2:  # two sentence columns: the score column keeps its default name
+        names.append("score")
+    if len(names) != 3 or not all(names):
+        raise ValueError(f"--columns: expected 'sentence1,sentence2[,score]' column names, got {columns!r}")
     s1, s2, score = names
+    df = read_table(path, layout=layout)
     check_columns(df, [s1, s2, score], path)
     if len(df) == 0:
         raise ValueError(f"{path}: no rows to evaluate")

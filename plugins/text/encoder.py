@@ -114,6 +114,9 @@ def check_hf_size(config: Any, folder: Path) -> None:
             f"{held:,}; refusing to allocate a model its weights cannot fill"
         )
 
+#: Attribute names under which Hugging Face models keep their stack of transformer layers.
+_LAYER_LISTS = ("layer", "layers", "h", "block", "blocks")
+
 
 def _resolve_model(model: str) -> Path:
     from polymodal.plugins.text.pretrained import PRETRAINED_PATHS
@@ -239,6 +242,33 @@ class TextEncoder(Encoder):
     def num_layers(self) -> int:
         return int(self.model.config.num_hidden_layers)
 
+    def _layer_list(self) -> nn.ModuleList:
+        """The model's stack of transformer layers (BERT ``encoder.layer``, Llama ``layers``, ...)."""
+        depth = self.num_layers
+        for name, module in self.model.named_modules():
+            if isinstance(module, nn.ModuleList) and len(module) == depth and name.split(".")[-1] in _LAYER_LISTS:
+                return module
+        raise NotImplementedError(
+            f"{type(self.model).__name__} has no layer list named {'/'.join(_LAYER_LISTS)} of length {depth}; "
+            "it cannot be truncated"
+        )
+
+    def truncate_layers(self, layers: int) -> None:
+        """Drop every transformer layer after the first ``layers`` (and from the saved config).
+
+        For encoders without a final norm (the BERT family) the output equals
+        ``Features.at_layer(layers)`` of the full model; models with a final norm (Llama) apply it
+        to the last kept layer.
+        """
+        stack = self._layer_list()
+        if not 1 <= layers <= len(stack):
+            raise ValueError(f"layers must be between 1 and {len(stack)}, got {layers}")
+        del stack[layers:]
+        config = self.model.config
+        config.num_hidden_layers = layers
+        if isinstance(getattr(config, "layer_types", None), list):
+            config.layer_types = config.layer_types[:layers]
+
     def forward(self, inputs: Mapping[str, Tensor]) -> Features:
         mask = inputs["attention_mask"]
         extra = {"token_type_ids": inputs["token_type_ids"]} if "token_type_ids" in inputs else {}  # sentence pairs
@@ -251,6 +281,12 @@ class TextEncoder(Encoder):
         )
         hidden = tuple(out.hidden_states) if self.hidden_states else None
         return Features(sequence=out.last_hidden_state, mask=mask.bool(), hidden_states=hidden)
+
+    def inference_backend(self, model: Any, name: str, **options: Any) -> Any:
+        """``EmbeddingModel.set_backend`` hook: see :func:`polymodal.plugins.text.backends.make_backend`."""
+        from polymodal.plugins.text.backends import make_backend
+
+        return make_backend(model, name, **options)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ saving
     def get_config(self) -> dict[str, Any]:

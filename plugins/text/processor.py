@@ -126,12 +126,17 @@ class TextProcessor(Processor):
         return out
 
     def lengths(self, values: Sequence[Any]) -> list[int]:
-        """Character counts, for length-sorted batching.
+        """Token counts (special tokens included, capped at ``max_length``), for length-sorted batching.
 
-        A proxy for token counts (as sentence-transformers uses): it keeps batches nearly as
-        tight without tokenising everything twice or holding every encoding in memory.
+        Sorting by token count instead of characters cuts the padding a length-sorted ``encode`` executes
+        (STS-B dev with MiniLM: +42 % padded tokens by characters, +4 % by tokens; ``benchmarks/encode.py``
+        prints it); counting costs one extra pass of the Rust tokenizer without offsets (~0.2 s per 3,000
+        sentences here, under 1 % of encoding them). Non-strings count 0 (``__call__`` reports them).
         """
-        return [len(v) if isinstance(v, str) else 0 for v in values]
+        texts = [v for v in values if isinstance(v, str)]
+        encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
+        counts = iter(len(e.ids) for e in encode(self._texts(texts), add_special_tokens=True))
+        return [next(counts) if isinstance(v, str) else 0 for v in values]
 
     def __call__(self, values: Sequence[Any]) -> dict[str, Tensor]:
         encodings = self.tokenizer.encode_batch(self._texts(values), add_special_tokens=True)
