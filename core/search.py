@@ -242,9 +242,9 @@ def semantic_search(
         if not rescore:
             return scores, ids
         candidates = _dequantize_int8(corpus[ids], ranges)  # (Q, C, D)
-    rescored = np.einsum("qd,qcd->qc", q, candidates)  # (Q, C)
+    rescored = np.einsum("qd,qcd->qc", q.astype(np.float64), candidates)  # (Q, C), float64 as sentence-transformers
     order = np.argsort(-rescored, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(rescored, order, 1), np.take_along_axis(ids, order, 1)
+    return np.take_along_axis(rescored, order, 1).astype(np.float32), np.take_along_axis(ids, order, 1)
 
 
 @dataclass(frozen=True)
