@@ -41,7 +41,7 @@ def _pandas():
     try:
         import pandas as pd
     except ImportError:
-        raise ImportError("reading tables needs pandas (a core dependency of polymodal): pip install 'pandas>=2.2'") from None
+        raise ImportError("reading tables needs pandas (a core dependency): pip install 'pandas>=2.2'") from None
     return pd
 
 
