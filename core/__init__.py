@@ -25,6 +25,12 @@ _LAZY = {
     "plugin_report": "polymodal.plugins_manager",
     "EmbeddingModel": "polymodal.model",
     "load": "polymodal.model",
+    "quantize": "polymodal.search",
+    "int8_ranges": "polymodal.search",
+    "semantic_search": "polymodal.search",
+    "retrieve_rerank": "polymodal.search",
+    "VectorIndex": "polymodal.index",
+    "ZeroShotClassifier": "polymodal.zero_shot",
     "ContrastiveSystem": "polymodal.systems",
     "PredictionSystem": "polymodal.systems",
     "TableDataModule": "polymodal.data",
@@ -35,10 +41,13 @@ __all__ = ["PLUGIN_API_VERSION", "__version__", *_LAZY]
 if TYPE_CHECKING:  # pragma: no cover
     from polymodal.data import TableDataModule
     from polymodal.features import Features
+    from polymodal.index import VectorIndex
     from polymodal.modality import Encoder, Modality, Processor
     from polymodal.model import EmbeddingModel, load
     from polymodal.plugins_manager import get_modality, load_plugins, modalities, plugin_report
+    from polymodal.search import int8_ranges, quantize, retrieve_rerank, semantic_search
     from polymodal.systems import ContrastiveSystem, PredictionSystem
+    from polymodal.zero_shot import ZeroShotClassifier
 
 
 def __getattr__(name: str) -> Any:

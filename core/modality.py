@@ -42,6 +42,11 @@ class Processor(abc.ABC):
         Data modules call it per row so that a bad row is reported by file, row and column.
         """
 
+    def lengths(self, values: Sequence[Any]) -> list[int]:
+        """Cheap size of each value (tokens, patches, steps) used to sort batches by length so
+        that they carry little padding. Default: ``len(value)`` where defined, else 0."""
+        return [len(v) if hasattr(v, "__len__") else 0 for v in values]
+
 
 class Encoder(nn.Module, abc.ABC):
     """Base class of every modality encoder."""
@@ -85,16 +90,50 @@ class Encoder(nn.Module, abc.ABC):
     def save_assets(self, directory: Path) -> None:  # noqa: B027 - optional hook
         """Write files the processor needs (tokenizer, font metadata, ...) into ``directory``."""
 
+    def fit_statistics(self, values: Sequence[Any]) -> bool:
+        """Fit input statistics that are weights (e.g. time-series normalisers) on the *training*
+        split's raw values, once, before any batch is seen. Returns ``True`` if anything was fitted.
+        Default: nothing to fit."""
+        del values
+        return False
 
-def encoder_class(path: str) -> type[Encoder]:
-    """Import an encoder class from ``"module:Class"`` or ``"module.Class"``."""
-    import importlib
+    def truncate_layers(self, layers: int) -> None:
+        """Keep only the first ``layers`` layers (in place), so a forward computes no more than those.
 
-    module, _, name = path.replace(":", ".").rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    if not (isinstance(cls, type) and issubclass(cls, Encoder)):
-        raise TypeError(f"{path} is not a polymodal Encoder")
-    return cls
+        Optional hook behind :meth:`polymodal.model.EmbeddingModel.truncate`. An encoder that has a
+        stack of layers implements it by dropping the later layers from the module and from what
+        :meth:`get_config` returns (so a saved truncated encoder reloads truncated), and exposes
+        its depth as ``num_layers``. The output after truncation must equal the full encoder's
+        ``Features.at_layer(layers)``, which is what layer-elastic (2DMSE) training optimises.
+        ``TextEncoder`` (any Hugging Face layer list) and ``PixelEncoder`` (ViT blocks) implement it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not expose layers; it cannot be truncated")
+
+
+#: Encoder classes of shipped recipes that exported model folders name. Recipes are not plugins,
+#: so their classes are listed here (our own installed package: importing them runs only our code).
+RECIPE_ENCODERS: tuple[str, ...] = (
+    "polymodal.recipes.grounded_sentence.encoders.CharGRUEncoder",
+    "polymodal.recipes.grounded_sentence.encoders.ImageProjection",
+)
+
+
+def encoder_class(path: str, *, where: str = "", field: str = "encoder.class") -> type[Encoder]:
+    """The registered encoder class a saved name refers to (``"module.Class"`` or ``"module:Class"``).
+
+    Resolved only against :mod:`polymodal.registry` (core classes, loaded plugins' encoders, and
+    :data:`RECIPE_ENCODERS`); a name that is not registered is a one-line ``ValueError`` naming
+    ``where`` and ``field``. No module named by a file is ever imported.
+    """
+    from polymodal.registry import register_class, registered_classes, resolve_class
+
+    name = path.replace(":", ".") if isinstance(path, str) else path
+    if isinstance(name, str) and name in RECIPE_ENCODERS and name not in registered_classes("encoder"):
+        import importlib
+
+        module, _, attr = name.rpartition(".")
+        register_class(getattr(importlib.import_module(module), attr), "encoder")
+    return resolve_class(name, "encoder", field=field, base=Encoder, where=where)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pytorch_lightning.cli import OptimizerCallable
 from torch import Tensor, nn
 
 from polymodal.distributed import gather_concat
-from polymodal.systems.schedules import with_warmup_cosine
+from polymodal.schedules import with_warmup_cosine
 
 __all__ = ["LanguageModelSystem"]
 

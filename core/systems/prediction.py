@@ -33,8 +33,8 @@ from polymodal.metrics.functional import binary_metrics, multiclass_metrics, reg
 from polymodal.modality import Encoder, Processor
 from polymodal.model import EmbeddingModel
 from polymodal.poolers import MeanPooler, Pooler
+from polymodal.schedules import with_warmup_linear_decay
 from polymodal.systems.routing import route_encoder
-from polymodal.systems.schedules import with_warmup_linear_decay
 
 __all__ = ["PredictionSystem", "Task"]
 

@@ -5,6 +5,13 @@ Install with ``pip install 'polymodal[image]'`` (``[pretrained]`` adds the bundl
 
 from __future__ import annotations
 
+from polymodal.plugins_manager import require_extra
+
+#: What this plugin imports beyond the core (its ``image`` extra), checked before anything else.
+polymodal_extra = "image"
+polymodal_requires = ("PIL", "timm", "torchvision")
+require_extra("image", polymodal_requires, polymodal_extra)
+
 from polymodal.hookspecs import hookimpl
 from polymodal.modality import Modality
 from polymodal.plugins.image.encoder import ImageEncoder

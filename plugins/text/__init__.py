@@ -5,6 +5,13 @@ Install with ``pip install 'polymodal[text]'`` (``[pretrained]`` adds the bundle
 
 from __future__ import annotations
 
+from polymodal.plugins_manager import require_extra
+
+#: What this plugin imports beyond the core (its ``text`` extra), checked before anything else.
+polymodal_extra = "text"
+polymodal_requires = ("transformers", "tokenizers")
+require_extra("text", polymodal_requires, polymodal_extra)
+
 from polymodal.hookspecs import hookimpl
 from polymodal.modality import Modality
 from polymodal.plugins.text.decoder import DecoderTextEncoder

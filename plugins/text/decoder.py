@@ -164,11 +164,14 @@ class DecoderTextEncoder(TextEncoder):
                 str(folder),
                 gguf_file=gguf_file,
                 local_files_only=True,
+                trust_remote_code=False,
                 attn_implementation=attn_implementation,
                 dtype=getattr(torch, dtype),
             )
             if tokenizer is None:
-                backend = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf_file).backend_tokenizer
+                backend = AutoTokenizer.from_pretrained(
+                    str(folder), gguf_file=gguf_file, local_files_only=True, trust_remote_code=False
+                ).backend_tokenizer
             else:
                 from polymodal.plugins.text.processor import load_backend_tokenizer
 

@@ -48,21 +48,33 @@ def byte_tokenizer():
     return tok
 
 
+def _tokenizer_file(path: Path):
+    """``Tokenizer.from_file`` with a one-line error naming the file (a corrupt tokenizer.json)."""
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception for bad files
+        raise ValueError(f"{path}: not a valid tokenizer file ({str(exc).splitlines()[0][:160]})") from None
+
+
 def load_backend_tokenizer(spec: str | Path):
     """A ``tokenizers.Tokenizer`` from ``"bytes"``, a ``tokenizer.json`` file, or a model folder."""
-    from tokenizers import Tokenizer
 
     if str(spec) == "bytes":
         return byte_tokenizer()
     path = Path(spec).expanduser()
     if path.is_file():
-        return Tokenizer.from_file(str(path))
+        return _tokenizer_file(path)
     if (path / "tokenizer.json").is_file():
-        return Tokenizer.from_file(str(path / "tokenizer.json"))
+        return _tokenizer_file(path / "tokenizer.json")
     if path.is_dir():  # slow-tokenizer-only folders: let transformers convert once
         from transformers import AutoTokenizer
 
-        hf = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        from polymodal.plugins.text.encoder import check_hf_folder
+
+        check_hf_folder(path)
+        hf = AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
         backend = getattr(hf, "backend_tokenizer", None)
         if backend is None:
             raise ValueError(f"{path}: no fast tokenizer could be built from this folder")

@@ -74,6 +74,13 @@ class TimeSeriesEncoder(Encoder):
     def normalizer_fitted(self) -> bool:
         return self.normalizer.is_fitted
 
+    def fit_statistics(self, values: Any) -> bool:
+        """Fit the normaliser on the training values unless it is fitted already (the data modules call this)."""
+        if self.normalizer_fitted:
+            return False
+        self.fit_normalizer(values)
+        return True
+
     def fit_normalizer(self, values: Any) -> None:
         """Fit the input statistics on *training* windows/rows only (see :class:`Normalizer`)."""
         self.normalizer.fit(values)

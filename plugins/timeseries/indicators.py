@@ -59,6 +59,15 @@ __all__ = [
 ]
 
 
+def _lfilter():
+    """scipy's ``lfilter``, or the install hint (scipy comes with the timeseries extra)."""
+    try:
+        from scipy.signal import lfilter
+    except ImportError:
+        raise ImportError("compute_indicators needs scipy: pip install 'polymodal[timeseries]'") from None
+    return lfilter
+
+
 _BACKEND: str = os.environ.get("POLYMODAL_INDICATORS", "auto")
 
 
@@ -212,8 +221,7 @@ def _smooth(x: np.ndarray, alpha: float, seed: float) -> np.ndarray:
     from ``mean(x[:p])``. Both recursions are linear, so ours is TA-Lib's plus ``delta (1 - alpha)^t`` with
     ``delta`` the difference at bar ``p - 1``; that term is added until it falls below 1e-18 of ``delta``.
     """
-    from scipy.signal import lfilter
-
+    lfilter = _lfilter()
     n = len(x)
     period = round(2.0 / alpha - 1.0)
     tl = _talib(x) if n > period >= 2 and abs(2.0 / alpha - 1.0 - period) < 1e-9 else None
@@ -356,8 +364,18 @@ def roc(close: Any, window: int = 12) -> np.ndarray:
 
 
 def log_returns(close: Any) -> np.ndarray:
-    """log(close[t] / close[t-1]); NaN on the first bar. (``ta``'s daily_log_return is x100.)"""
+    """log(close[t] / close[t-1]); NaN on the first bar. (``ta``'s daily_log_return is x100.)
+
+    Raises:
+        ValueError: a price is zero or negative (its log is undefined), naming the first such bar.
+    """
     c = _arr(close, "close")
+    bad = np.flatnonzero(c <= 0)  # NaN compares False: missing bars stay NaN
+    if len(bad):
+        raise ValueError(
+            f"log returns need positive prices: close[{bad[0]}] = {c[bad[0]]!r} ({len(bad)} bar(s) <= 0); "
+            "clean the series or use roc for a signed series"
+        )
     out = _nan_like(c)
     if len(c) > 1:
         lc = np.log(c)

@@ -18,7 +18,7 @@ from torch import Tensor
 from polymodal.evaluation.captioning import caption_scores
 from polymodal.losses import InfoNCELoss
 from polymodal.recipes.cg_vlm.model import CGVLM
-from polymodal.systems.schedules import with_warmup_cosine
+from polymodal.schedules import with_warmup_cosine
 
 __all__ = ["CGVLMSystem", "image_text_recall"]
 

@@ -1,0 +1,270 @@
+"""Training-time metrics of :class:`polymodal.System`: torchmetrics classes fed by the per-step context.
+
+Each metric accumulates what it needs per batch (``update(step)``) in torchmetrics states with
+``dist_reduce_fx="cat"`` or ``"sum"``, so ``compute()`` sees the whole split gathered from every device
+(torchmetrics syncs states under DDP); the math is :mod:`polymodal.metrics.functional`, the same functions
+the evaluators and ``polymodal bench`` use. ``compute()`` returns ``{key: value}``; the System logs each as
+``<stage>/<prefix><key>``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
+
+from polymodal.metrics import functional as fn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from polymodal.system import Step
+
+__all__ = ["HeadMetrics", "PairSimilarity", "Perplexity", "Retrieval", "StepMetric", "grouped_retrieval"]
+
+EVAL_STAGES = ("val", "test")
+
+
+class StepMetric(Metric):
+    """Base class: ``update(step)`` reads the step context; ``compute()`` returns ``{key: float}``.
+
+    Args:
+        prefix: prepended to every key when logged (``"empathy/"`` -> ``val/empathy/pearson``).
+        stages: where the metric runs (``val``, ``test``; ``train`` works for cheap metrics).
+    """
+
+    full_state_update = False
+    higher_is_better = None
+
+    def __init__(self, prefix: str = "", stages: Sequence[str] = EVAL_STAGES, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        unknown = sorted(set(stages) - {"train", "val", "test"})
+        if unknown:
+            raise ValueError(f"unknown stage(s) {unknown}; choose from train, val, test")
+        self.prefix = prefix
+        self.stages = tuple(stages)
+
+    def requires(self) -> tuple[list[str], list[str]]:
+        """``(input columns, target names)`` a batch must hold for this metric."""
+        return [], []
+
+
+def _np(x: Any) -> np.ndarray:
+    return dim_zero_cat(x).detach().double().cpu().numpy() if isinstance(x, list) else x.detach().double().cpu().numpy()
+
+
+class PairSimilarity(StepMetric):
+    """Spearman and Pearson correlation of the cosine of two columns' embeddings with a target (STS).
+
+    Args:
+        columns: the two input columns (default: the batch's first two).
+        target: target name (default: the batch's only target).
+    """
+
+    def __init__(self, columns: Sequence[str] | None = None, target: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.columns = None if columns is None else [str(c) for c in columns]
+        self.target = target
+        self.add_state("cos", default=[], dist_reduce_fx="cat")
+        self.add_state("gold", default=[], dist_reduce_fx="cat")
+
+    def requires(self) -> tuple[list[str], list[str]]:
+        return list(self.columns or []), [self.target] if self.target else []
+
+    def update(self, step: Step) -> None:
+        a, b = step.embeddings(self.columns or step.columns[:2])
+        self.cos.append(F.cosine_similarity(a.float(), b.float(), dim=-1).detach())
+        self.gold.append(step.target(self.target).detach().float())
+
+    def compute(self) -> dict[str, float]:
+        cos, gold = _np(self.cos), _np(self.gold)
+        if len(cos) < 2:
+            return {}
+        return {"spearman": fn.spearman(cos, gold), "pearson": fn.pearson(cos, gold)}
+
+
+class HeadMetrics(StepMetric):
+    """Task metrics of a head's predictions over the whole split.
+
+    Args:
+        head: the head's name.
+        kind: ``"binary"`` (accuracy, precision, recall, F1, ROC-AUC, PR-AUC of ``sigmoid``),
+            ``"multiclass"`` (accuracy, macro-F1), ``"regression"`` (MSE, MAE, Pearson, Spearman of
+            ``output`` vs ``target / scale``), ``"soft"`` (Spearman / Pearson of ``sigmoid`` vs the target).
+        target: target name (default: the batch's only target).
+        threshold: binary decision threshold.
+        scale: regression / soft targets are divided by it (as in :class:`~polymodal.objectives.HeadLoss`).
+    """
+
+    def __init__(
+        self,
+        head: str,
+        kind: str = "regression",
+        target: str | None = None,
+        threshold: float = 0.5,
+        scale: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if kind not in ("binary", "multiclass", "regression", "soft"):
+            raise ValueError(f"kind must be binary, multiclass, regression or soft, got {kind!r}")
+        self.head, self.kind, self.target = head, kind, target
+        self.threshold, self.scale = float(threshold), float(scale)
+        self.add_state("pred", default=[], dist_reduce_fx="cat")
+        self.add_state("gold", default=[], dist_reduce_fx="cat")
+
+    def requires(self) -> tuple[list[str], list[str]]:
+        return [], [self.target] if self.target else []
+
+    def update(self, step: Step) -> None:
+        out = step.head(self.head).detach().float()
+        if self.kind in ("binary", "soft"):
+            out = torch.sigmoid(out)
+        elif self.kind == "multiclass":
+            out = out.softmax(-1)
+        self.pred.append(out)
+        self.gold.append(step.target(self.target).detach().float())
+
+    def compute(self) -> dict[str, float]:
+        pred, gold = _np(self.pred), _np(self.gold)
+        keep = ~np.isnan(gold)
+        pred, gold = pred[keep], gold[keep]
+        if not len(gold):
+            return {}
+        if self.kind == "binary":
+            return fn.binary_metrics(gold, pred, self.threshold)
+        if self.kind == "multiclass":
+            return fn.multiclass_metrics(gold, pred)
+        gold = gold / self.scale
+        if self.kind == "regression":
+            return fn.regression_metrics(gold, pred)
+        return {"spearman": fn.spearman(pred, gold), "pearson": fn.pearson(pred, gold)} if len(gold) > 1 else {}
+
+
+def grouped_retrieval(
+    queries: np.ndarray,
+    documents: np.ndarray,
+    groups: np.ndarray,
+    ks: Sequence[int] = (1, 5, 10),
+    names: tuple[str, str] = ("q", "d"),
+) -> dict[str, float]:
+    """Retrieval in both directions between aligned rows grouped by id (image + its captions).
+
+    Row ``i`` pairs ``queries[i]`` with ``documents[i]``; rows with the same ``groups`` id share one
+    document (the first occurrence is kept: e.g. one image with five captions). Query -> document: each
+    query's one relevant document is its group's. Document -> query: each distinct document retrieves all
+    queries; its relevant set is its group's queries and a hit at ``k`` means *any* of them ranks in the top
+    ``k`` (the Flickr/COCO image->caption convention). Ranking is by cosine, ties kept in corpus order.
+
+    Returns:
+        ``{q}2{d}_r{k}`` and ``{d}2{q}_r{k}`` (hit rates), ``{q}2{d}_mrr``, ``{d}2{q}_mrr`` (MRR@10),
+        ``{q}2{d}_medr`` / ``{d}2{q}_medr`` (median rank of the first hit, 1 = first) and ``rsum`` (sum of
+        all hit rates, in %).
+    """
+    q = np.asarray(queries, dtype=np.float64)
+    d = np.asarray(documents, dtype=np.float64)
+    g = np.asarray(groups)
+    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+    ids, first, inverse = np.unique(g, return_index=True, return_inverse=True)
+    docs = d[first]  # (M, D) one per group
+    qn, dn = names
+    out: dict[str, float] = {}
+    forward = fn.retrieval_metrics(q @ docs.T, [{int(j)} for j in inverse], ks, hits=True)
+    members: list[set[int]] = [set() for _ in ids]
+    for row, j in enumerate(inverse):
+        members[int(j)].add(row)
+    backward = fn.retrieval_metrics(docs @ q.T, members, ks, hits=True)
+    for direction, res in ((f"{qn}2{dn}", forward), (f"{dn}2{qn}", backward)):
+        for k in ks:
+            out[f"{direction}_r{k}"] = res.metrics[f"hit@{k}"]
+        out[f"{direction}_mrr"] = res.metrics["mrr@10"]
+        out[f"{direction}_medr"] = res.metrics["median_rank"]
+    out["rsum"] = 100.0 * sum(v for key, v in out.items() if "_r" in key and not key.endswith(("mrr", "medr")))
+    return out
+
+
+class Retrieval(StepMetric):
+    """Grouped retrieval between two columns over the whole split (see :func:`grouped_retrieval`).
+
+    Args:
+        query: the query column (e.g. ``caption``).
+        document: the document column (e.g. ``image``).
+        group: target holding each row's group id (e.g. the image id); default: every row its own group.
+        ks: hit-rate cut-offs.
+        names: short names used in the keys (default: first letters of the columns, ``c2i_r1``).
+    """
+
+    def __init__(
+        self,
+        query: str,
+        document: str,
+        group: str | None = None,
+        ks: Sequence[int] = (1, 5, 10),
+        names: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.query, self.document, self.group = query, document, group
+        self.ks = tuple(int(k) for k in ks)
+        self.names = tuple(names) if names is not None else (query[:1], document[:1])
+        if len(self.names) != 2 or self.names[0] == self.names[1]:
+            raise ValueError(f"names must be two different short names, got {self.names}")
+        self.add_state("q", default=[], dist_reduce_fx="cat")
+        self.add_state("d", default=[], dist_reduce_fx="cat")
+        self.add_state("g", default=[], dist_reduce_fx="cat")
+
+    def requires(self) -> tuple[list[str], list[str]]:
+        return [self.query, self.document], [self.group] if self.group else []
+
+    def update(self, step: Step) -> None:
+        q, d = step.embeddings([self.query, self.document])
+        self.q.append(q.detach().float())
+        self.d.append(d.detach().float())
+        if self.group is not None:
+            self.g.append(step.target(self.group).detach().double())
+        else:
+            self.g.append(torch.as_tensor(step.row_ids(), dtype=torch.float64, device=q.device))
+
+    def compute(self) -> dict[str, float]:
+        q = dim_zero_cat(self.q).cpu().numpy()
+        if len(q) < 2:
+            return {}
+        d = dim_zero_cat(self.d).cpu().numpy()
+        g = dim_zero_cat(self.g).cpu().numpy().round().astype(np.int64)
+        return grouped_retrieval(q, d, g, self.ks, (self.names[0], self.names[1]))
+
+
+class Perplexity(StepMetric):
+    """Token-weighted loss and perplexity of a language-model objective over the whole split.
+
+    Args:
+        objective: the name of a :class:`~polymodal.objectives.CausalLMLoss` (or any objective recording
+            ``<name>/nll``) in the System.
+
+    Keys: ``token_loss`` (mean NLL per predicted token) and ``ppl`` (its exponential).
+    """
+
+    def __init__(self, objective: str = "lm", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.objective = objective
+        self.add_state("nll", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("tokens", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, step: Step) -> None:
+        record = step.records.get(f"{self.objective}/nll")
+        if record is None:
+            raise ValueError(f"Perplexity: no objective {self.objective!r} recorded a token NLL in this step")
+        nll, tokens = record
+        self.nll += nll.to(self.nll.device)
+        self.tokens += tokens.to(self.tokens.device)
+
+    def compute(self) -> dict[str, float]:
+        if float(self.tokens) <= 0:
+            return {}
+        loss = float(self.nll / self.tokens)
+        return {"token_loss": loss, "ppl": math.exp(min(loss, 50.0))}
