@@ -114,6 +114,7 @@ def check_hf_size(config: Any, folder: Path) -> None:
             f"{held:,}; refusing to allocate a model its weights cannot fill"
         )
 
+
 #: Attribute names under which Hugging Face models keep their stack of transformer layers.
 _LAYER_LISTS = ("layer", "layers", "h", "block", "blocks")
 
