@@ -117,7 +117,7 @@ class Leaderboard:
 
     # ------------------------------------------------------------------------------------ output
     def _rows(self) -> tuple[list[str], list[list[str]], list[str], list[list[str]]]:
-        main, complete = self.main_tasks(), self.complete_tasks()
+        main = self.main_tasks()
         kinds = [k for k in TASK_TYPES if any(t.card.type == k for t in self.tasks)]
         points = self.borda()
         order = self.order()
@@ -143,7 +143,6 @@ class Leaderboard:
                 cell = _pct(self.scores.get((m, t.name), float("nan")))
                 cells.append(cell + (" †" if self.in_domain(m, t) else ""))
             task_rows.append([self.labels[m], *cells])
-        del complete
         return head, rows, task_head, task_rows
 
     def _notes(self) -> list[str]:

@@ -86,7 +86,8 @@ def test_every_text_task_runs_on_the_samples_and_is_cached(tiny_folder, tmp_path
     models = load_models([str(tiny_folder)])
     lines: list[str] = []
     records = run(models, get_tasks(TEXT_TASKS), SAMPLES, out=tmp_path, batch_size=8, progress=lines.append)
-    assert [r["task"] for r in records] == TEXT_TASKS and len(lines) == len(TEXT_TASKS)
+    assert [r["task"] for r in records] == TEXT_TASKS and len(lines) == 2 * len(TEXT_TASKS)
+    assert all("running" in a and "running" not in b for a, b in zip(lines[::2], lines[1::2]))
     for r in records:
         assert r["metric"] == TASKS[r["task"]].card.metric and math.isfinite(r["main_score"])
         low = -1.0 if r["metric"] == "spearman" else 0.0
