@@ -38,7 +38,9 @@ def _cards() -> int:
 
     for name, task in TASKS.items():
         c = task.card
-        flags = ["lite"] * (name in LITE_TASKS) + [f"in-domain for {', '.join(c.trained_by)}"] * c.in_domain
+        flags = ["lite"] * (name in LITE_TASKS and len(LITE_TASKS) < len(TASKS)) + [
+            f"in-domain for {', '.join(c.trained_by)}"
+        ] * c.in_domain
         print(
             f"{name}  [{c.type}, {c.metric}, {'+'.join(c.modalities)}]" + (f"  ({'; '.join(flags)})" if flags else "")
         )
