@@ -83,11 +83,12 @@ class Leaderboard:
         return [t for t in self.tasks if not recipes & set(t.card.trained_by)]
 
     def type_means(self, fingerprint: str, tasks: Sequence[Task] | None = None) -> dict[str, float]:
+        """Mean score per task type, for the types where this model has every task (others are left out)."""
         out = {}
         for kind in TASK_TYPES:
-            vals = [self.scores[(fingerprint, t.name)] for t in (tasks or self.tasks) if t.card.type == kind]
-            vals = [v for v in vals if v == v]
-            if vals and len(vals) == sum(1 for t in (tasks or self.tasks) if t.card.type == kind):
+            of_kind = [t for t in (self.tasks if tasks is None else tasks) if t.card.type == kind]
+            vals = [self.scores.get((fingerprint, t.name), float("nan")) for t in of_kind]
+            if vals and all(v == v for v in vals):
                 out[kind] = float(np.mean(vals))
         return out
 

@@ -188,6 +188,16 @@ def test_leaderboard_means_borda_and_in_domain_by_hand(tmp_path):
     assert "<table" in (tmp_path / "leaderboard.html").read_text()
 
 
+def test_leaderboard_with_a_missing_score_leaves_blanks():
+    scores = {"a": {"stsb": 0.8, "snli-pairs": 0.9}, "b": {"stsb": 0.7}}
+    board = Leaderboard(_records(scores))
+    assert board.type_means("fp-b") == {"STS": pytest.approx(0.7)}
+    assert math.isnan(board.mean_over_types("fp-b")) and [t.name for t in board.complete_tasks()] == ["stsb"]
+    md = board.markdown()
+    assert "| b | 70.00 |  |" in md  # the per-task table: b has no snli-pairs score
+    assert "| 2 | b |  |  | 70.00 |  |" in md  # no means for b, STS mean only
+
+
 def test_leaderboard_rebuilds_from_cached_results_via_the_cli(tiny_folder, tmp_path, capsys):
     assert (
         main(
