@@ -348,7 +348,8 @@ def _model_class(path: str, config_path: Path) -> type[EmbeddingModel]:
 
 
 def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> EmbeddingModel:
-    """Load a model by registered name (e.g. ``"minilm-l6"``) or from a saved folder.
+    """Load a model by registered name (e.g. ``"minilm-l6"``) or from a saved folder (an embedding model, or a
+    :class:`~polymodal.PrefixLM` folder with ``prefix_lm.json``, which gives ``generate(inputs, prompt)``).
 
     Names come from :mod:`polymodal.registry` (``polymodal models`` lists them); pretrained names use
     weights shipped in installed packages, never the network.
@@ -357,6 +358,10 @@ def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu
 
     text = os.fspath(name_or_path)
     if Path(text).expanduser().is_dir():
+        if (Path(text).expanduser() / "prefix_lm.json").is_file():  # a prefix LM (CG-VLM): .generate(inputs, prompt)
+            from polymodal.prefix_lm import PrefixLM
+
+            return PrefixLM.from_folder(text, map_location=device)  # type: ignore[return-value]
         return EmbeddingModel.from_folder(text, map_location=device)
     names = list_models(kind="pretrained")
     if text in names:

@@ -387,7 +387,9 @@ class System(pl.LightningModule):
 
     def inference_model(self, column: str | None = None, *, tower: str | None = None, head: str | None = None) -> Any:
         """The inference model of one tower: an :class:`~polymodal.model.EmbeddingModel` (tower, its pooler,
-        normalisation), or with ``head`` a cross-encoder scoring model (tower + linear head)."""
+        normalisation), or with ``head`` a cross-encoder scoring model (tower + linear head). A tower that is
+        not an :class:`~polymodal.modality.Encoder` (a :class:`~polymodal.PrefixLM`) is its own inference
+        model."""
         from polymodal.model import EmbeddingModel
 
         if tower is None:
@@ -396,6 +398,10 @@ class System(pl.LightningModule):
         if tower not in self.towers:
             raise KeyError(f"no tower {tower!r}; towers: {sorted(self.towers)}")
         encoder = self.towers[tower]
+        if not isinstance(encoder, Encoder):
+            if head is not None:
+                raise ValueError(f"tower {tower!r} ({type(encoder).__name__}) is its own inference model; no head")
+            return encoder  # a model of its own (e.g. polymodal.PrefixLM, which saves itself)
         pooler = self.poolers[tower] if tower in self.poolers else self.pooler
         if head is not None:
             from polymodal.plugins.text.cross_encoder import CrossEncoder

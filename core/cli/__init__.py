@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "encode": "embed one column of a table into a .npy file",
     "sweep": "run named override sets of shipped configs and collect one results table",
     "models": "list registered model names (pretrained and architectures) with their cards",
+    "caption": "caption images (or answer a prompt about them) with a saved prefix-LM (CG-VLM) model folder",
 }
 
 
