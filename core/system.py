@@ -463,13 +463,16 @@ class System(pl.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
 
     def _trained_keys(self) -> set[str]:
+        """State-dict keys a ``save_frozen=False`` checkpoint keeps: trainable parameters and the persistent
+        buffers of modules that are not fully frozen (a frozen backbone's batch-norm statistics are rebuilt
+        from its source; non-persistent buffers such as rotary tables are never in a state dict)."""
         keys = {n for n, p in self.named_parameters() if p.requires_grad}
         frozen = {id(m) for m in self._frozen_modules()}
-        for mname, module in self.named_modules():
-            if id(module) in frozen:
-                continue
-            for bname, _ in module.named_buffers(recurse=False):
-                keys.add(f"{mname}.{bname}" if mname else bname)
+        skip = tuple(f"{n}." for n, m in self.named_modules() if id(m) in frozen)
+        params = {n for n, _ in self.named_parameters(remove_duplicate=False)}
+        for name in self.state_dict():
+            if name not in params and not name.startswith(skip):
+                keys.add(name)
         return keys
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
