@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import Tensor, nn
 
+from polymodal.checkpoint import SafeCheckpointLoading
 from polymodal.contracts import Batch
 from polymodal.features import Features
 from polymodal.heads import Head
@@ -189,7 +190,7 @@ def _named(parts: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
     return out
 
 
-class System(pl.LightningModule):
+class System(SafeCheckpointLoading, pl.LightningModule):
     """Towers, poolers, heads, objectives and metrics, injected.
 
     Args:
@@ -438,15 +439,16 @@ class System(pl.LightningModule):
 
     def _frozen_modules(self) -> list[nn.Module]:
         """Top-most submodules whose every parameter is frozen."""
-        out: list[nn.Module] = []
-        covered: set[str] = set()
+        return [module for _, module in self._frozen_named()]
+
+    def _frozen_named(self) -> list[tuple[str, nn.Module]]:
+        out: list[tuple[str, nn.Module]] = []
         for name, module in self.named_modules():
-            if not name or any(name.startswith(c + ".") for c in covered):
+            if not name or any(name.startswith(c + ".") for c, _ in out):
                 continue
             params = list(module.parameters())
             if params and not any(p.requires_grad for p in params):
-                out.append(module)
-                covered.add(name)
+                out.append((name, module))
         return out
 
     def train(self, mode: bool = True) -> System:
@@ -455,6 +457,12 @@ class System(pl.LightningModule):
             for module in self._frozen_modules():
                 module.eval()
         return self
+
+    def on_train_epoch_start(self) -> None:
+        # Lightning does not call train() itself: a fully frozen tower is put in eval mode here (no dropout, no
+        # batch-norm statistic updates); validation loops restore exactly these modes afterwards.
+        for module in self._frozen_modules():
+            module.eval()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.save_frozen:
