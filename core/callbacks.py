@@ -87,7 +87,8 @@ class ExportModel(pl.Callback):
 
             state = AtomicCheckpointIO().load_checkpoint(best_path, map_location="cpu")["state_dict"]
             pl_module.load_state_dict(state)  # every rank, so they agree afterwards
-            which = f"best checkpoint {Path(best_path).name} ({ckpt.monitor}={float(ckpt.best_model_score):.4f})"
+            monitor, score = getattr(ckpt, "monitor", None), float(getattr(ckpt, "best_model_score", float("nan")))
+            which = f"best checkpoint {Path(best_path).name} ({monitor}={score:.4f})"
         if trainer.is_global_zero:
             target = Path(self.dirpath or Path(trainer.default_root_dir) / self.name)
             pl_module.inference_model(self.column, tower=self.tower, head=self.head).save(target)
@@ -410,7 +411,7 @@ class ProgressLog(pl.Callback):
             if stage == "fit" and trainer.max_steps and trainer.max_steps > 0:
                 left = min(left, trainer.max_steps - trainer.global_step)
             eta = max(left, 0) / rate
-            timer = next((cb for cb in trainer.callbacks if type(cb).__name__ == "Timer"), None)
+            timer = next((cb for cb in trainer.callbacks if type(cb).__name__ == "Timer"), None)  # type: ignore[attr-defined]
             remaining = timer.time_remaining() if timer is not None else None  # --trainer.max_time
             if remaining is not None:
                 eta = min(eta, max(remaining, 0.0))
@@ -602,7 +603,7 @@ def draw_curves(frame, target: str | os.PathLike[str], title: str = "") -> Path:
 
 def _run_dir(trainer: pl.Trainer) -> Path:
     """The folder the exported model goes into (its parent), else the trainer's root dir."""
-    for cb in trainer.callbacks:
+    for cb in trainer.callbacks:  # type: ignore[attr-defined]
         if isinstance(cb, ExportModel) and cb.dirpath:
             return Path(cb.dirpath).parent
     return Path(trainer.default_root_dir)
@@ -714,7 +715,7 @@ def weights_source(trainer: pl.Trainer, model_config: Any, ckpt_path: str | None
     """
     if ckpt_path:
         return f"checkpoint {ckpt_path}"
-    for cb in trainer.callbacks:
+    for cb in trainer.callbacks:  # type: ignore[attr-defined]
         if isinstance(cb, LoadEncoderWeights) or getattr(cb, "loads_weights", False):
             return f"{type(cb).__name__}({getattr(cb, 'path', '')})"
     try:
@@ -833,7 +834,7 @@ class PredictionWriter(BasePredictionWriter):
                         what = f"array {tuple(data.shape)}"
                         what += " (one slice per input column)" if len(arrays) > 1 else ""
                     else:
-                        np.savez(fh, **{f"output_{i}": a for i, a in enumerate(arrays)})
+                        np.savez(fh, **{f"output_{i}": a for i, a in enumerate(arrays)})  # type: ignore[arg-type]
                         what = ", ".join(f"output_{i} {tuple(a.shape)}" for i, a in enumerate(arrays))
         self.path = target
         print(f"polymodal: wrote predictions, {what}, to {target}")

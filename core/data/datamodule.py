@@ -162,6 +162,8 @@ class TableDataModule(pl.LightningDataModule):
         meta: columns passed through unprocessed (ids, file names, reference texts).
         classes: target column -> its class names in index order, for categorical labels written as text
             (``{label: [entailment, neutral, contradiction]}``); a value not in the list is a bad value.
+        ranges: target column -> ``[low, high]`` its values must lie in (``{score: [0, 5]}`` for STS-B); a
+            value outside is a bad value instead of passing without a word.
         allow_missing_targets: keep rows whose target is empty (NaN: that row is left out of that target's
             loss); by default an empty target is a bad value.
         layout: named layout for header-less files given as plain paths (``"stsb"``).
@@ -195,6 +197,7 @@ class TableDataModule(pl.LightningDataModule):
         eval_target: str | None = None,
         meta: list[str] | None = None,
         classes: dict[str, list[str]] | None = None,
+        ranges: dict[str, list[float]] | None = None,
         allow_missing_targets: bool = False,
         layout: str | None = None,
         read_options: dict[str, Any] | None = None,
@@ -242,6 +245,10 @@ class TableDataModule(pl.LightningDataModule):
         self.eval_target = eval_target
         self.meta = list(meta or [])
         self.classes = {k: [str(c) for c in v] for k, v in (classes or {}).items()}
+        self.ranges = {k: (float(v[0]), float(v[1])) for k, v in (ranges or {}).items()}
+        for column, (low, high) in self.ranges.items():
+            if not low < high:
+                raise ValueError(f"ranges.{column}: need [low, high] with low < high, got {[low, high]}")
         for column, names in self.classes.items():
             if len(set(names)) != len(names) or len(names) < 2:
                 raise ValueError(f"classes.{column}: need at least two distinct class names, got {names}")
@@ -345,6 +352,9 @@ class TableDataModule(pl.LightningDataModule):
                         pass
                     elif not math.isfinite(f):
                         raise ValueError
+                    elif col in self.ranges and not self.ranges[col][0] <= f <= self.ranges[col][1]:
+                        low, high = self.ranges[col]
+                        bad.append((i, col, f"{f:g} is outside the declared range [{low:g}, {high:g}]"))
                 except (TypeError, ValueError):
                     bad.append((i, col, f"not a finite number: {v!r:.40}"))
                     f = float("nan")
