@@ -54,13 +54,16 @@ def test_tiny_stage2_starts_from_the_stage1_checkpoint(tmp_path):
     ckpt = tmp_path / "s1" / "checkpoints" / "last.ckpt"
     stage1 = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     root = f"--trainer.default_root_dir={tmp_path / 's2'}"
-    limits = ["--trainer.limit_train_batches=0", "--trainer.limit_val_batches=0"]
-    cli = main(["fit", "--config", TINY2, root, f"--model.init_args.init_from={ckpt}", *limits])
+    frozen_step = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=0",
+                   "--model.init_args.optimizer.init_args.lr=0.0"]  # fmt: skip
+    cli = main(["fit", "--config", TINY2, root, f"--model.init_args.init_from={ckpt}", *frozen_step])
     state = cli.model.state_dict()
-    for k, v in stage1.items():
+    for k, v in stage1.items():  # one step at lr 0: what stage 2 holds is what it loaded
         torch.testing.assert_close(state[k], v)
     trained = [n for n, p in cli.model.named_parameters() if p.requires_grad]
     assert any(".layers.1." in n for n in trained) and not any(".layers.0." in n for n in trained)
+    saved = torch.load(tmp_path / "s2" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert set(saved["state_dict"]) == {n for n in trained}  # adapter + last block + final norm, nothing frozen
     assert len(cli.datamodule.load_split("train")) == 20  # 8 images x 5 captions x 0.5
     with pytest.raises((FileNotFoundError, ValueError), match="init_from checkpoint not found"):
         main(["fit", "--config", TINY2, f"--trainer.default_root_dir={tmp_path / 's3'}"] + [
@@ -119,7 +122,7 @@ def test_sweeps_chain_stage2_to_its_stage1_run(name):
         start = run.name.split("_")[1]
         assert f"--model.init_args.init_from=R/stage1_{start}/seed0/checkpoints/last.ckpt" in argv
         fraction = "0.1" if run.name.endswith("_10") else "1.0"
-        assert f"--data.init_args.train.init_args.fraction={fraction}" in argv
+        assert f"--data.init_args.sources.train.init_args.fraction={fraction}" in argv
 
 
 @pytest.mark.slow

@@ -58,7 +58,7 @@ def test_shipped_configs_parse(config, capsys):
     cfg = yaml.safe_load(capsys.readouterr().out)
     init = cfg["model"]["init_args"]
     assert set(init["towers"]) == {"caption", "image"} and init["normalize"] is True
-    parts = [cfg["data"]["init_args"][s]["init_args"]["part"] for s in ("train", "val", "test")]
+    parts = [cfg["data"]["init_args"]["sources"][s]["init_args"]["part"] for s in ("train", "val", "test")]
     assert parts == ["train", "val", "test"]
 
 
@@ -78,7 +78,7 @@ def test_both_image_recipes_hold_out_the_same_flickr8k_images(shared_data: Path)
 
     def held_out(recipe: str, config: str) -> set[str]:
         cfg = yaml.safe_load((recipe_root() / recipe / config).read_text())
-        args = dict(cfg["data"]["init_args"]["test"]["init_args"])
+        args = dict(cfg["data"]["init_args"]["sources"]["test"]["init_args"])
         args["path"] = str(shared_data / "captions" / "captions.tsv")
         args.pop("prompt", None)
         return set(Captions(**args).frame()["image_name"])
