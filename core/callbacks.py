@@ -18,6 +18,7 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 from polymodal.io import resolve_path
 
 __all__ = [
+    "EvaluateSTS",
     "ExportModel",
     "LoadEncoderWeights",
     "MetricsReport",
@@ -39,12 +40,14 @@ class ExportModel(pl.Callback):
     fitting ends, ready for ``polymodal.load(dirpath)`` and ``polymodal evaluate``.
 
     Args:
-        dirpath: target folder; default ``<trainer.default_root_dir>/model``.
+        dirpath: target folder; default ``<trainer.default_root_dir>/<name>``.
         column: export the tower of this input column (multi-tower systems; default the first column's).
         tower: export this tower (by name) instead.
         head: export a scoring model: the tower with this linear head (a cross-encoder).
         best: when a ``ModelCheckpoint`` monitors a metric, export the weights of its best
             checkpoint (and leave them loaded in the module) rather than the last step's.
+        name: sub-folder of ``default_root_dir`` used when ``dirpath`` is not given (e.g. ``image_model``
+            for the second tower of a two-tower system, so each run of a sweep exports into its own folder).
     """
 
     def __init__(
@@ -54,8 +57,12 @@ class ExportModel(pl.Callback):
         tower: str | None = None,
         head: str | None = None,
         best: bool = True,
+        name: str = "model",
     ) -> None:
+        if not name or "/" in name or name in (".", ".."):
+            raise ValueError(f"ExportModel name must be a plain folder name, got {name!r}")
         self.dirpath = dirpath
+        self.name = name
         self.column = column
         self.tower = tower
         self.head = head
@@ -83,10 +90,66 @@ class ExportModel(pl.Callback):
             monitor, score = getattr(ckpt, "monitor", None), float(getattr(ckpt, "best_model_score", float("nan")))
             which = f"best checkpoint {Path(best_path).name} ({monitor}={score:.4f})"
         if trainer.is_global_zero:
-            target = Path(self.dirpath or Path(trainer.default_root_dir) / "model")
+            target = Path(self.dirpath or Path(trainer.default_root_dir) / self.name)
             pl_module.inference_model(self.column, tower=self.tower, head=self.head).save(target)
             log.info("exported model (%s) to %s", which, target)
             print(f"polymodal: exported model ({which}) to {target}")
+
+
+class EvaluateSTS(pl.Callback):
+    """Log the STS correlation of one tower's embedding model at the end of ``test`` (or validation).
+
+    For towers trained on something else (e.g. a caption encoder trained only on image-caption
+    retrieval), so that ``polymodal test`` and ``polymodal sweep`` report the transfer to sentence
+    similarity next to the system's own metrics. Uses only ``pl_module.embedding_model(column)``.
+
+    Args:
+        data: a table with two sentence columns and a score (STS-B dev: ``sts-dev.csv.gz``).
+        column: the input column whose tower is evaluated (default: the system's first column).
+        columns: ``"sentence1,sentence2,score"`` column names of ``data``.
+        prefix: key prefix: logs ``<stage>/<prefix>spearman`` and ``<stage>/<prefix>pearson``.
+        stages: ``test`` and/or ``val``.
+        batch_size: encoding batch size.
+    """
+
+    def __init__(
+        self,
+        data: str,
+        column: str | None = None,
+        columns: str = "sentence1,sentence2,score",
+        prefix: str = "sts_",
+        stages: list[str] | None = None,
+        batch_size: int = 64,
+    ) -> None:
+        self.data, self.column, self.columns, self.prefix = data, column, columns, prefix
+        self.stages = list(stages or ["test"])
+        unknown = sorted(set(self.stages) - {"val", "test"})
+        if unknown:
+            raise ValueError(f"EvaluateSTS stages must be val and/or test, got {unknown}")
+        self.batch_size = batch_size
+        self._pairs: tuple[list[str], list[str], list[float]] | None = None
+
+    def _evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        from polymodal.data.tables import check_columns, read_table
+        from polymodal.evaluation.sts import STSEvaluator
+
+        if stage not in self.stages or trainer.sanity_checking:
+            return
+        if self._pairs is None:
+            df = read_table(self.data)
+            s1, s2, score = self.columns.split(",")
+            check_columns(df, [s1, s2, score], self.data)
+            self._pairs = (df[s1].astype(str).tolist(), df[s2].astype(str).tolist(), df[score].astype(float).tolist())
+        model = pl_module.embedding_model(self.column)  # type: ignore[operator]
+        result = STSEvaluator(*self._pairs, batch_size=self.batch_size)(model)
+        pl_module.log(f"{stage}/{self.prefix}spearman", result.spearman)
+        pl_module.log(f"{stage}/{self.prefix}pearson", result.pearson)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._evaluate(trainer, pl_module, "val")
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._evaluate(trainer, pl_module, "test")
 
 
 class StepSeeder(pl.Callback):

@@ -1,4 +1,6 @@
-"""Caption-image retrieval losses with in-batch negatives, aware of captions of the same image.
+"""Caption-image retrieval losses with in-batch negatives, aware of captions of the same image:
+sum-of-violations hinge (Kiros et al. 2014; Merkx & Frank 2019), hardest-negative hinge (VSE++, Faghri
+et al. 2018) and InfoNCE.
 
 With five captions per image, a random batch often holds two captions of one image; their
 images are then identical and must not be pushed apart as negatives. The losses take the image
