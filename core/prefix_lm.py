@@ -189,6 +189,8 @@ class PrefixLM(nn.Module):
             encoder on every batch.
     """
 
+    lm: Any  # a Hugging Face *ForCausalLM (typed loosely: its config, generate, embeddings are HF's)
+
     def __init__(
         self,
         prefix: Encoder,
@@ -281,6 +283,12 @@ class PrefixLM(nn.Module):
         chosen = list(blocks[len(blocks) - layers :]) + [m for m in [getattr(decoder, "norm", None)] if m is not None]
         return frozen, [f"{prefix}lm.{names[id(m)]}.*" for m in chosen]
 
+    @property
+    def _adapter_weight(self) -> Tensor:
+        w = self.adapter[0].weight
+        assert isinstance(w, Tensor)
+        return w
+
     # ---------------------------------------------------------------- forward
     def prefix_tokens(self, inputs: Mapping[str, Tensor]) -> Tensor:
         """Adapted prefix tokens ``(B, N, D)`` from cached ``{"features": (B, N, C) or (B, C)}`` or raw
@@ -288,7 +296,7 @@ class PrefixLM(nn.Module):
         x = inputs["features"] if "features" in inputs else self.prefix(inputs)
         if x.dim() == 2:
             x = x[:, None, :]  # (B, 1, C): one vector is one prefix token
-        return self.adapter(x.to(self.adapter[0].weight.dtype))  # (B, N, D)
+        return self.adapter(x.to(self._adapter_weight.dtype))  # (B, N, D)
 
     def text_embeddings(self, text_ids: Tensor) -> Tensor:
         return self.lm.get_input_embeddings()(text_ids)  # (B, L, D)
@@ -334,7 +342,7 @@ class PrefixLM(nn.Module):
             B = prefix.shape[0]
             p = self.text_processor.tokenize([prompt])[0] if prompt else []
             ids = torch.tensor([p] * B, dtype=torch.long, device=prefix.device).reshape(B, len(p))
-            embeds = torch.cat([prefix.to(self.adapter[0].weight.dtype), self.text_embeddings(ids)], dim=1)
+            embeds = torch.cat([prefix.to(self._adapter_weight.dtype), self.text_embeddings(ids)], dim=1)
             out = self.lm.generate(
                 inputs_embeds=embeds,
                 attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device),
@@ -363,7 +371,7 @@ class PrefixLM(nn.Module):
         """
         if isinstance(inputs, str):
             raise TypeError("generate() takes a list of inputs; wrap a single path in a list")
-        device = self.adapter[0].weight.device
+        device = self._adapter_weight.device
         if isinstance(inputs, Tensor):
             tokens = self.prefix_tokens({"features": inputs.to(device)})
             return self.generate_from_prefix(tokens, prompt, max_new_tokens)
