@@ -111,6 +111,13 @@ def test_tiny_config_rejects_too_few_topic_classes(tmp_path):
         main(["fit", "--config", TINY, f"--trainer.default_root_dir={tmp_path}", "--model.init_args.num_topics=2"])
 
 
+def test_real_data_config_parses(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", "recipes/topic_segmentation/choi.yaml", "--print_config"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and out.count("class_path: polymodal.recipes.topic_segmentation.ChoiPairs") == 3
+
+
 def test_sweep_file_covers_every_head_subset_on_both_protocols():
     runs = {r.name: r for r in load_sweep("recipes/topic_segmentation/sweep.yaml").runs}
     assert len(runs) == 14 and all(r.test for r in runs.values())

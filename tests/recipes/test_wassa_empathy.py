@@ -109,6 +109,15 @@ def test_tiny_config_rejects_wrong_input_dim(tmp_path):
         )
 
 
+@pytest.mark.parametrize("config", ["minilm.yaml", "revised.yaml", "lexical.yaml"])
+def test_real_data_configs_parse(config, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", f"recipes/wassa_empathy/{config}", "--print_config"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and out.count("class_path: polymodal.data.features.TextFeatures") == 3
+    assert "class_path: polymodal.metrics.step.HeadMean" in out and "monitor: val/pearson_avg" in out
+
+
 def test_sweep_file_names_shipped_configs():
     sweep = load_sweep("recipes/wassa_empathy/sweep.yaml")
     assert {"S1_mean", "S2b", "S2f"} <= {r.name for r in sweep.runs} and sweep.seeds == [0, 1, 2]
