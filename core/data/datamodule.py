@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from polymodal.contracts import Batch, system_of
-from polymodal.data.sources import Source, Table, as_source
+from polymodal.data.sources import Source, Table
 from polymodal.data.tables import check_columns
 from polymodal.modality import Processor
 
@@ -144,11 +144,14 @@ class TableDataModule(pl.LightningDataModule):
     (normalisers fit on training data only).
 
     Args:
-        train: training rows: a table path (``package://...`` for shipped files) or a
-            :class:`~polymodal.data.sources.Source` (NLI triplets, a split of a table, ...).
-        val: validation rows.
-        test: test rows.
-        predict: rows for ``polymodal predict``.
+        train: training table (a path; ``package://...`` for files shipped with the recipes).
+        val: validation table.
+        test: test table.
+        predict: table for ``polymodal predict``.
+        sources: split name (``train``/``val``/``test``/``predict``) -> a
+            :class:`~polymodal.data.sources.Source` for rows that are not one plain table (NLI triplets, a
+            hash split of a table, ...). (Separate from the path arguments on purpose: a YAML value that
+            may be a class and is an existing file path is read as a config file by jsonargparse.)
         inputs: input columns in the order the objectives expect them; an entry that is a list of columns
             is one paired column of tuples named ``"a+b"`` (a cross-encoder reads pairs).
         eval_inputs: input columns of val/test when they differ (NLI triplets in training, STS pairs in
@@ -158,6 +161,10 @@ class TableDataModule(pl.LightningDataModule):
             scores, validated on gold scores; or NLI triplets without a target, validated on STS scores). It
             keeps the training target's name, so objectives and metrics that name the target see it.
         meta: columns passed through unprocessed (ids, file names, reference texts).
+        classes: target column -> its class names in index order, for categorical labels written as text
+            (``{label: [entailment, neutral, contradiction]}``); a value not in the list is a bad value.
+        ranges: target column -> ``[low, high]`` its values must lie in (``{score: [0, 5]}`` for STS-B); a
+            value outside is a bad value instead of passing without a word.
         allow_missing_targets: keep rows whose target is empty (NaN: that row is left out of that target's
             loss); by default an empty target is a bad value.
         layout: named layout for header-less files given as plain paths (``"stsb"``).
@@ -182,15 +189,18 @@ class TableDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        train: str | Source | None = None,
-        val: str | Source | None = None,
-        test: str | Source | None = None,
-        predict: str | Source | None = None,
+        train: str | None = None,
+        val: str | None = None,
+        test: str | None = None,
+        predict: str | None = None,
+        sources: dict[str, Source] | None = None,
         inputs: list[str | list[str]] | None = None,
         eval_inputs: list[str | list[str]] | None = None,
         target: str | list[str] | None = None,
         eval_target: str | None = None,
         meta: list[str] | None = None,
+        classes: dict[str, list[str]] | None = None,
+        ranges: dict[str, list[float]] | None = None,
         allow_missing_targets: bool = False,
         layout: str | None = None,
         read_options: dict[str, Any] | None = None,
@@ -222,12 +232,17 @@ class TableDataModule(pl.LightningDataModule):
         targets = [] if target is None else [target] if isinstance(target, str) else list(target)
         if eval_target is not None and len(targets) > 1:
             raise ValueError("eval_target replaces a single target; with several targets name them in target")
+        extra = dict(sources or {})
+        unknown = sorted(set(extra) - {"train", "val", "test", "predict"})
+        if unknown:
+            raise ValueError(f"sources: unknown split(s) {unknown}; use train, val, test, predict")
         self.sources: dict[str, Source | None] = {}
-        for split, value in (("train", train), ("val", val), ("test", test), ("predict", predict)):
-            source = as_source(value)
-            if isinstance(value, str) and (layout or read_options):
-                source = Table(value, layout=layout, read_options=read_options)
-            self.sources[split] = source
+        for split, path in (("train", train), ("val", val), ("test", test), ("predict", predict)):
+            if path is not None and split in extra:
+                raise ValueError(f"data.{split} and data.sources.{split} both given; keep one")
+            self.sources[split] = extra.get(split) or (
+                Table(path, layout=layout, read_options=read_options) if path is not None else None
+            )
         self.inputs = list(inputs)
         self.eval_inputs = list(eval_inputs) if eval_inputs else None
         self.targets = targets
@@ -236,6 +251,14 @@ class TableDataModule(pl.LightningDataModule):
         if stratify_column is not None and stratify_column not in self.meta:
             self.meta.append(stratify_column)
         self.stratify_column = stratify_column
+        self.classes = {k: [str(c) for c in v] for k, v in (classes or {}).items()}
+        self.ranges = {k: (float(v[0]), float(v[1])) for k, v in (ranges or {}).items()}
+        for column, (low, high) in self.ranges.items():
+            if not low < high:
+                raise ValueError(f"ranges.{column}: need [low, high] with low < high, got {[low, high]}")
+        for column, names in self.classes.items():
+            if len(set(names)) != len(names) or len(names) < 2:
+                raise ValueError(f"classes.{column}: need at least two distinct class names, got {names}")
         self.allow_missing_targets = allow_missing_targets
         self.stratify = (stratify_bins, stratify_mode, float(stratify_alpha))
         self.batch_size = batch_size
@@ -255,9 +278,16 @@ class TableDataModule(pl.LightningDataModule):
             return self.eval_inputs
         return self.inputs
 
-    def set_processors(self, processors: dict[str, Processor]) -> None:
-        """Use these processors (input column name -> processor) instead of asking the system."""
-        self._processors.update(processors)
+    def set_processors(self, processors: dict[str, Processor] | list[Processor]) -> None:
+        """Use these processors instead of asking the system: input column name -> processor, or a list in
+        the order of ``inputs``."""
+        if isinstance(processors, dict):
+            self._processors.update(processors)
+            return
+        names = [column_name(c) for c in self.inputs]
+        if len(processors) != len(names):
+            raise ValueError(f"need {len(names)} processors (one per input column {names}), got {len(processors)}")
+        self._processors.update(dict(zip(names, processors)))
 
     def processors(self, split: str = "train") -> dict[str, Processor]:
         names = [column_name(c) for c in self.inputs_for(split)]
@@ -313,13 +343,25 @@ class TableDataModule(pl.LightningDataModule):
             else:
                 key = self.targets[j]
             out = []
+            index = {name: float(k) for k, name in enumerate(self.classes.get(col, []))}
             for i, v in enumerate(df[col].tolist()):
+                if index:
+                    if str(v) in index:
+                        out.append(index[str(v)])
+                        continue
+                    if not (self.allow_missing_targets and _bad_value(v)):
+                        bad.append((i, col, f"{v!r:.40} is not one of the classes {self.classes[col]}"))
+                    out.append(float("nan"))
+                    continue
                 try:
                     f = float(v)
                     if math.isnan(f) and self.allow_missing_targets:
                         pass
                     elif not math.isfinite(f):
                         raise ValueError
+                    elif col in self.ranges and not self.ranges[col][0] <= f <= self.ranges[col][1]:
+                        low, high = self.ranges[col]
+                        bad.append((i, col, f"{f:g} is outside the declared range [{low:g}, {high:g}]"))
                 except (TypeError, ValueError):
                     bad.append((i, col, f"not a finite number: {v!r:.40}"))
                     f = float("nan")

@@ -89,7 +89,7 @@ class TextFeatures(Source):
     """Rows of ``source`` with each text column replaced by feature vectors.
 
     Args:
-        source: the rows (a table path or a source).
+        source: the rows (any source; a plain table is ``Table``).
         columns: text columns to replace (each cell a string, or a list of strings to average).
         encoder: a frozen encoder (e.g. ``TextEncoder``); each of ``poolers`` gives one block of features.
         poolers: poolers over ``encoder``'s features (default mean pooling); one encoder pass serves all.
@@ -100,7 +100,7 @@ class TextFeatures(Source):
 
     def __init__(
         self,
-        source: str | Source,
+        source: Source,
         columns: Sequence[str],
         encoder: Encoder | None = None,
         poolers: Sequence[Pooler] | None = None,

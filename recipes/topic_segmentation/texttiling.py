@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     from polymodal.recipes.topic_segmentation.data import ChoiPairs
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data/topicseg_choi/choi.jsonl.gz")
+    parser.add_argument("--data", default="data://topicseg_choi/choi.jsonl.gz")
     parser.add_argument("--protocols", nargs="+", default=["document", "text-disjoint"])
     parser.add_argument("--windows", nargs="+", type=int, default=[1, 2, 3, 4, 5, 6, 8])
     parser.add_argument("--cache-dir", default="/tmp/polymodal_cache/topicseg")

@@ -77,7 +77,7 @@ def test_bad_files_are_one_line_errors(tmp_path, file, edit, part, message):
 def test_stratified_hold_out_keeps_the_joint_bins():
     source = WassaEssays(SAMPLE, bins=2)
     train, val = (
-        Split(source, [0.8, 0.2], p, method="stratified", stratify="stratum").frame() for p in ("train", "val")
+        Split([0.8, 0.2], p, source=source, method="stratified", stratify="stratum").frame() for p in ("train", "val")
     )
     assert len(train) + len(val) == 60 and not set(train["essay"]) & set(val["essay"])
     assert set(val["stratum"]) == set(source.frame()["stratum"])  # every joint bin is represented
@@ -131,17 +131,6 @@ def test_real_data_revised_config(shared_data, tmp_path):
     if not root.is_dir():
         pytest.skip("no wassa22 in shared data")
     assert (len(WassaEssays(str(root)).frame()), len(WassaEssays(str(root), "dev").frame())) == (1860, 270)
-    roots = [f"--data.init_args.{s}.init_args.source.init_args.source.init_args.root={root}" for s in ("train", "val")]
-    cli = main(
-        [
-            "fit",
-            "--config",
-            "recipes/wassa_empathy/revised.yaml",
-            f"--trainer.default_root_dir={tmp_path}",
-            *roots,
-            f"--data.init_args.test.init_args.source.init_args.root={root}",
-            "--trainer.max_epochs=20",
-        ]
-    )
+    cli = main(["fit", "--config", "recipes/wassa_empathy/revised.yaml", f"--trainer.default_root_dir={tmp_path}"])
     (test,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
     assert test["test/pearson_avg"] > 0.3 and min(test["test/empathy/pearson"], test["test/distress/pearson"]) > 0.25
