@@ -20,6 +20,7 @@ from polymodal.io import resolve_path
 __all__ = [
     "EvaluateSTS",
     "ExportModel",
+    "KeepBest",
     "LoadEncoderWeights",
     "MetricsReport",
     "PredictionWriter",
@@ -150,6 +151,48 @@ class EvaluateSTS(pl.Callback):
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._evaluate(trainer, pl_module, "test")
+
+
+class KeepBest(pl.Callback):
+    """Keep the weights of the best validation epoch in memory and load them back when fitting ends.
+
+    Unlike ``ModelCheckpoint`` nothing is written to disk: for small models trained many times (a head on
+    cached features in a sweep) whose ``test`` should score the best epoch. After fit the best value is
+    also in ``trainer.callback_metrics`` as ``<monitor>_best`` (and its epoch as ``<monitor>_best_epoch``).
+
+    Args:
+        monitor: logged metric to watch (e.g. ``val/pearson_avg``).
+        mode: ``"max"`` or ``"min"``.
+    """
+
+    def __init__(self, monitor: str, mode: str = "max") -> None:
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.monitor, self.mode = monitor, mode
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self._state: dict | None = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[self.monitor])
+        if value != value:  # NaN never wins
+            return
+        if self.best is None or (value > self.best if self.mode == "max" else value < self.best):
+            self.best, self.best_epoch = value, trainer.current_epoch
+            self._state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._state is None:
+            log.warning("KeepBest: %s was never logged; keeping the last weights", self.monitor)
+            return
+        pl_module.load_state_dict(self._state)
+        import torch
+
+        trainer.callback_metrics[f"{self.monitor}_best"] = torch.tensor(self.best)
+        trainer.callback_metrics[f"{self.monitor}_best_epoch"] = torch.tensor(float(self.best_epoch or 0))
+        log.info("KeepBest: restored epoch %d (%s=%.4f)", self.best_epoch, self.monitor, self.best)
 
 
 class StepSeeder(pl.Callback):
