@@ -17,10 +17,10 @@ def recipe_root() -> Path:
 
 
 def recipes() -> dict[str, list[Path]]:
-    """Recipe name -> its YAML configs, sorted."""
+    """Recipe name -> its YAML configs (``polymodal fit`` configs; ``sweep*.yaml`` sweep files are not), sorted."""
     root = recipe_root()
     return {
-        d.name: sorted(d.glob("*.yaml"))
+        d.name: sorted(p for p in d.glob("*.yaml") if not p.name.startswith("sweep"))
         for d in sorted(root.iterdir())
         if d.is_dir() and not d.name.startswith(("_", ".")) and any(d.glob("*.yaml"))
     }
