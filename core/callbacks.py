@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import BasePredictionWriter
 
 from polymodal.io import resolve_path
 
-__all__ = ["ExportModel", "LoadEncoderWeights", "StepSeeder", "StepTimer"]
+__all__ = ["ExportModel", "LoadEncoderWeights", "PredictionWriter", "StepSeeder", "StepTimer"]
 
 log = logging.getLogger(__name__)
 
@@ -175,3 +178,105 @@ class StepTimer(pl.Callback):
                 f"polymodal: {len(times)} timed steps: {self.summary['steps_per_s']:.2f} steps/s, "
                 f"{self.summary['samples_per_s']:.1f} samples/s, {self.summary['ms_per_step']:.1f} ms/step"
             )
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Write what ``predict_step`` returns to one file, one row per example, and say where.
+
+    A dict of tensors (what a :class:`~polymodal.System` returns: per head its probabilities or values, or
+    without heads per input column its embedding) becomes a table, ``.csv`` or ``.parquet`` by ``output``'s
+    suffix: the batch's ``meta`` columns first (ids, dates, reference values), then one column per key
+    (``<key>``; ``<key>_<j>`` for vectors). A tensor, or a list of them, becomes ``.npy`` holding ``(N, D)`` or
+    ``(K, N, D)``. Writes are atomic. With several devices, rank 0 writes the rows it predicted.
+
+    Args:
+        output: the file; default ``<trainer.default_root_dir>/predictions.csv`` (``.npy`` for embeddings).
+        after_fit: also predict the data module's ``predict`` split when fitting ends, with the weights the fit
+            ended with (a ``polymodal sweep`` only fits; the file then sits beside the run).
+    """
+
+    def __init__(self, output: str | None = None, after_fit: bool = False) -> None:
+        super().__init__(write_interval="batch")
+        self.output, self.after_fit = output, after_fit
+        self.parts: list[tuple[Any, dict[str, list[Any]]]] = []
+        self.path: Path | None = None
+
+    def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.parts = []
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
+        self.parts.append((prediction, dict(getattr(batch, "meta", None) or {})))
+
+    def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.write(trainer)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.after_fit or not trainer.is_global_zero:
+            return
+        import torch
+
+        loader = trainer.datamodule.predict_dataloader()  # type: ignore[attr-defined]
+        was_training = pl_module.training
+        pl_module.eval()
+        self.parts = []
+        try:
+            with torch.inference_mode():
+                for i, batch in enumerate(loader):
+                    batch = pl_module.transfer_batch_to_device(batch, pl_module.device, 0)
+                    self.write_on_batch_end(trainer, pl_module, pl_module.predict_step(batch, i), None, batch, i, 0)
+        finally:
+            pl_module.train(was_training)
+        self.write(trainer)
+
+    def write(self, trainer: pl.Trainer) -> Path | None:
+        """Write the collected predictions; returns the file (``None`` when there were no batches)."""
+        import numpy as np
+        import torch
+
+        from polymodal.io import atomic_path
+
+        if not self.parts:
+            print("polymodal: predict produced no batches; nothing written")
+            return None
+
+        def cat(items: list[Any]) -> np.ndarray:
+            return torch.cat([torch.as_tensor(t).detach().float().cpu() for t in items]).numpy()
+
+        first = self.parts[0][0]
+        default = Path(trainer.default_root_dir) / "predictions"
+        if isinstance(first, Mapping):
+            import pandas as pd
+
+            columns: dict[str, Any] = {m: [v for _, meta in self.parts for v in meta[m]] for m in self.parts[0][1]}
+            for key in first:
+                arr = cat([p[key] for p, _ in self.parts])
+                flat = arr.reshape(len(arr), -1)
+                if arr.ndim == 1:
+                    columns[key] = arr
+                else:
+                    columns.update({f"{key}_{j}": flat[:, j] for j in range(flat.shape[1])})
+            frame = pd.DataFrame(columns)
+            target = Path(self.output) if self.output else default.with_suffix(".csv")
+            with atomic_path(target) as tmp:
+                if target.suffix == ".parquet":
+                    frame.to_parquet(tmp, index=False)
+                else:
+                    frame.to_csv(tmp, index=False, float_format="%.8g")
+            what = f"{len(frame)} rows x {len(frame.columns)} columns"
+        else:
+            arrays = (
+                [cat([p[i] for p, _ in self.parts]) for i in range(len(first))]
+                if isinstance(first, list | tuple)
+                else [cat([p for p, _ in self.parts])]
+            )
+            data = arrays[0] if len(arrays) == 1 else np.stack(arrays)
+            target = Path(self.output) if self.output else default.with_suffix(".npy")
+            with atomic_path(target) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, data)
+            what = f"array {tuple(data.shape)}"
+        target.chmod(0o644)  # atomic_path's temporary file is private; predictions are meant to be read
+        self.path = target
+        print(f"polymodal: wrote predictions, {what}, to {target}")
+        return target
