@@ -309,3 +309,16 @@ def test_real_btc_files_load_and_align(shared_data):
     assert out.loc["2018-01-06", "spx_Close"] == out.loc["2018-01-05", "spx_Close"]
     feats = compute_indicators(btc)
     assert feats.shape[0] == len(btc) and feats["rsi"].iloc[20:].between(0, 100).all()
+
+
+@pytest.mark.parametrize("fn", ["mean", "std", "min", "max", "sum"])
+def test_public_rolling_matches_pandas(fn):
+    from polymodal.plugins.timeseries.indicators import rolling
+
+    x = np.random.default_rng(0).normal(size=200).cumsum()
+    expected = getattr(pd.Series(x).rolling(7), fn)(**({"ddof": 0} if fn == "std" else {})).to_numpy()
+    np.testing.assert_allclose(rolling(x, 7, fn), expected, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="fn must be"):
+        rolling(x, 7, "median")
+    with pytest.raises(ValueError, match="window must be a positive integer"):
+        rolling(x, 0, fn)
