@@ -1,6 +1,6 @@
 """Validation-loss curves of a glyph_lm sweep (``recipes/glyph_lm/sweep.yaml``), one line per run.
 
-    python -m polymodal.recipes.glyph_lm.plot runs/sweeps/glyph_lm --out docs/glyph_lm_val_loss.png
+python -m polymodal.recipes.glyph_lm.plot runs/sweeps/glyph_lm --out docs/glyph_lm_val_loss.png
 """
 
 from __future__ import annotations
@@ -16,12 +16,10 @@ def curves(root: str | Path, metric: str = "val/loss") -> dict[str, list[tuple[i
     """Run name (with its seed when the sweep has several) -> ``(step, value)`` from the newest CSV log."""
     out: dict[str, list[tuple[int, float]]] = {}
     for seed_dir in sorted(Path(root).glob("*/seed*")):
-        logs = sorted(seed_dir.glob("logs/version_*/metrics.csv"), key=lambda p: p.stat().st_mtime)
-        if not logs:
-            continue
-        with open(logs[-1]) as fh:
-            points = [(int(r["step"]), float(r[metric])) for r in csv.DictReader(fh) if r.get(metric)]
-        out[f"{seed_dir.parent.name}/{seed_dir.name}"] = points
+        for log in sorted(seed_dir.glob("logs/version_*/metrics.csv"), key=lambda p: p.stat().st_mtime)[-1:]:
+            with open(log) as fh:
+                points = [(int(r["step"]), float(r[metric])) for r in csv.DictReader(fh) if r.get(metric)]
+            out[f"{seed_dir.parent.name}/{seed_dir.name}"] = points
     if not out:
         raise FileNotFoundError(f"{root}: no <run>/seed<n>/logs/version_*/metrics.csv (run the sweep first)")
     return out
@@ -37,15 +35,13 @@ def plot(root: str | Path, out: str | Path | None = None, metric: str = "val/los
     from polymodal.io import atomic_path
 
     target = Path(out) if out else Path(root) / "val_loss.png"
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100, layout="tight")
     for name, points in curves(root, metric).items():
-        if points:
-            steps, values = zip(*points)
-            ax.plot(steps, values, marker="o", markersize=3, label=f"{name}: final {values[-1]:.3f}")
+        steps, values = zip(*points) if points else ((), ())
+        ax.plot(steps, values, marker="o", markersize=3, label=f"{name}: final {values[-1]:.3f}" if values else name)
     ax.set(xlabel="step", ylabel=f"{metric} (nats/token)", title="Tiny Shakespeare validation loss, BPE-1024")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
     with atomic_path(target) as tmp:
         fig.savefig(tmp, format="png")
     target.chmod(0o644)
