@@ -276,7 +276,6 @@ class PredictionWriter(BasePredictionWriter):
                 with open(tmp, "wb") as fh:
                     np.save(fh, data)
             what = f"array {tuple(data.shape)}"
-        target.chmod(0o644)  # atomic_path's temporary file is private; predictions are meant to be read
         self.path = target
         print(f"polymodal: wrote predictions, {what}, to {target}")
         return target

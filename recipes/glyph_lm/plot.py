@@ -44,7 +44,6 @@ def plot(root: str | Path, out: str | Path | None = None, metric: str = "val/los
     ax.legend()
     with atomic_path(target) as tmp:
         fig.savefig(tmp, format="png")
-    target.chmod(0o644)
     plt.close(fig)
     return target
 

@@ -265,7 +265,6 @@ def plot_equity(eq, path: Path, title: str) -> None:
     ensure_writable_dir(path.parent)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-    path.chmod(0o644)  # atomic_path's temporary file is private (0600); a plot is meant to be shared
     plt.close(fig)
 
 
