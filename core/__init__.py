@@ -32,6 +32,12 @@ _LAZY = {
     "LanguageModelSystem": "polymodal.presets",
     "PredictionSystem": "polymodal.presets",
     "Task": "polymodal.presets",
+    "quantize": "polymodal.search",
+    "int8_ranges": "polymodal.search",
+    "semantic_search": "polymodal.search",
+    "retrieve_rerank": "polymodal.search",
+    "VectorIndex": "polymodal.index",
+    "ZeroShotClassifier": "polymodal.zero_shot",
     "TableDataModule": "polymodal.data",
     "create_model": "polymodal.registry",
     "list_models": "polymodal.registry",
@@ -43,12 +49,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from polymodal.contracts import Batch
     from polymodal.data import TableDataModule
     from polymodal.features import Features
+    from polymodal.index import VectorIndex
     from polymodal.modality import Encoder, Modality, Processor
     from polymodal.model import EmbeddingModel, load
     from polymodal.plugins_manager import get_modality, load_plugins, modalities, plugin_report
     from polymodal.presets import ContrastiveSystem, CrossEncoderSystem, LanguageModelSystem, PredictionSystem, Task
     from polymodal.registry import create_model, list_models
+    from polymodal.search import int8_ranges, quantize, retrieve_rerank, semantic_search
     from polymodal.system import System
+    from polymodal.zero_shot import ZeroShotClassifier
 
 
 def __getattr__(name: str) -> Any:

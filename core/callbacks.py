@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import math
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +16,19 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 
 from polymodal.io import resolve_path
 
-__all__ = ["ExportModel", "LoadEncoderWeights", "PredictionWriter", "StepSeeder", "StepTimer"]
+__all__ = [
+    "ExportModel",
+    "LoadEncoderWeights",
+    "MetricsReport",
+    "PredictionWriter",
+    "ProgressLog",
+    "StepSeeder",
+    "StepTimer",
+    "draw_curves",
+    "read_metrics",
+    "summary_table",
+    "weights_source",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +65,12 @@ class ExportModel(pl.Callback):
 
         if not isinstance(pl_module, SystemContract):
             raise TypeError(f"ExportModel needs a polymodal System, got {type(pl_module).__name__}")
+        if trainer.limit_train_batches == 0 or trainer.num_training_batches == 0 or trainer.global_step == 0:
+            raise ValueError(
+                "ExportModel: the fit ran 0 training batches; refusing to export an untrained model "
+                f"(check the training table and batch_size; limit_train_batches={trainer.limit_train_batches}, "
+                f"max_steps={trainer.max_steps}, max_epochs={trainer.max_epochs})"
+            )
         which = "last step"
         ckpt = trainer.checkpoint_callback
         best_path = getattr(ckpt, "best_model_path", "") if self.best and getattr(ckpt, "monitor", None) else ""
@@ -105,13 +127,20 @@ class LoadEncoderWeights(pl.Callback):
         self.strict = strict
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         if getattr(trainer, "ckpt_path", None):  # resuming: the checkpoint already holds the (further trained) weights
             return
 
         folder = resolve_path(self.path, what="exported model folder")
-        weights = load_file(str(Path(folder) / "model.safetensors"))
+        file = Path(folder) / "model.safetensors"
+        if not file.is_file():
+            raise FileNotFoundError(f"LoadEncoderWeights: {folder} holds no model.safetensors (not an exported model)")
+        try:
+            weights = load_file(str(file))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ValueError(f"LoadEncoderWeights: {file}: corrupt or truncated weights file ({exc})") from None
         state = {k[len("encoder.") :]: v for k, v in weights.items() if k.startswith("encoder.")}
         if not state:
             raise ValueError(f"{folder}: model.safetensors holds no encoder.* weights")
@@ -119,7 +148,22 @@ class LoadEncoderWeights(pl.Callback):
         if towers is None or len(towers) != 1:
             raise ValueError("LoadEncoderWeights needs a System with exactly one tower")
         encoder = next(iter(towers.values()))
-        missing, unexpected = encoder.load_state_dict(state, strict=self.strict)
+        own = encoder.state_dict()
+        wrong = [
+            (k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items() if k in own and v.shape != own[k].shape
+        ]
+        if wrong:
+            k, got, want = wrong[0]
+            raise ValueError(
+                f"LoadEncoderWeights: {file}: tensor encoder.{k} has shape {list(got)}, the system's encoder expects "
+                f"{list(want)} ({len(wrong)} tensor(s) differ): the folder holds another architecture"
+            )
+        try:
+            missing, unexpected = encoder.load_state_dict(state, strict=self.strict)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()
+            detail = " ".join(line.strip() for line in first[1:3]) or first[0]
+            raise ValueError(f"LoadEncoderWeights: {file}: weights do not match the encoder ({detail[:200]})") from None
         print(f"polymodal: loaded {len(state)} encoder tensors from {folder}")
         if missing or unexpected:
             print(f"polymodal: missing {missing}, unexpected {unexpected}")
@@ -180,46 +224,443 @@ class StepTimer(pl.Callback):
             )
 
 
-class PredictionWriter(BasePredictionWriter):
-    """Write what ``predict_step`` returns to one file, one row per example, and say where.
+# ----------------------------------------------------------------------------- progress in logs
+def _fmt_seconds(s: float) -> str:
+    s = int(round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}h{m:02d}m{sec:02d}s" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
 
-    A dict of tensors (what a :class:`~polymodal.System` returns: per head its probabilities or values, or
-    without heads per input column its embedding) becomes a table, ``.csv`` or ``.parquet`` by ``output``'s
-    suffix: the batch's ``meta`` columns first (ids, dates, reference values), then one column per key
-    (``<key>``; ``<key>_<j>`` for vectors). A tensor, or a list of them, becomes ``.npy`` holding ``(N, D)`` or
-    ``(K, N, D)``. Writes are atomic. With several devices, rank 0 writes the rows it predicted.
+
+def _scalar(value: Any) -> float | None:
+    try:
+        out = float(value.detach().cpu().item() if hasattr(value, "detach") else value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _total_batches(value: Any) -> int | None:
+    if isinstance(value, list | tuple):
+        value = sum(v for v in value if isinstance(v, int | float) and math.isfinite(v))
+    return int(value) if isinstance(value, int | float) and math.isfinite(value) and value > 0 else None
+
+
+class ProgressLog(pl.Callback):
+    """One plain progress line every ``every_s`` seconds, for logs (``... | tee log``, CI, nohup).
+
+    Lightning's bars redraw one terminal line with ``\\r``; written to a file they show nothing
+    for minutes and then everything at once. This callback prints ordinary lines instead:
+    ``polymodal: fit epoch 1/3 batch 120/400 (30%) step 120 | train/loss 0.4213 | 3.1 it/s |
+    elapsed 38s, eta 1m30s`` plus one line per validation with its metrics. The CLI adds it to
+    every run and turns the bar off when stdout is not a terminal.
 
     Args:
-        output: the file; default ``<trainer.default_root_dir>/predictions.csv`` (``.npy`` for embeddings).
+        every_s: seconds between lines (``POLYMODAL_PROGRESS_SECONDS`` overrides the default).
+        when: ``"auto"`` prints when stdout is not a terminal or the run has no progress bar;
+            ``"always"`` / ``"never"``.
+    """
+
+    def __init__(self, every_s: float | None = None, when: str = "auto") -> None:
+        if when not in ("auto", "always", "never"):
+            raise ValueError(f"ProgressLog when: expected auto, always or never, got {when!r}")
+        self.every_s = float(every_s if every_s is not None else os.environ.get("POLYMODAL_PROGRESS_SECONDS", 10))
+        self.when = when
+        self.lines = 0
+        self._start = self._last = 0.0
+        self._seen = 0
+
+    def _active(self, trainer: pl.Trainer) -> bool:
+        if self.when != "auto":
+            return self.when == "always" and trainer.is_global_zero
+        tty = bool(getattr(sys.stdout, "isatty", lambda: False)())
+        return trainer.is_global_zero and (not tty or trainer.progress_bar_callback is None)
+
+    def _emit(self, text: str) -> None:
+        self.lines += 1
+        print(f"polymodal: {text}", flush=True)
+
+    def _begin(self, trainer: pl.Trainer, stage: str, total: Any) -> None:
+        self._start = self._last = time.monotonic()
+        self._seen = 0
+        if self._active(trainer):
+            n = _total_batches(total)
+            self._emit(f"{stage} started" + (f": {n} batches" + (" per epoch" if stage == "fit" else "") if n else ""))
+
+    def _tick(self, trainer: pl.Trainer, stage: str, batch_idx: int, total: Any, metrics: str = "") -> None:
+        self._seen += 1
+        now = time.monotonic()
+        if now - self._last < self.every_s or not self._active(trainer):
+            return
+        self._last = now
+        elapsed = now - self._start
+        n = _total_batches(total)
+        parts = [stage]
+        if stage == "fit":
+            max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+            parts.append(f"epoch {trainer.current_epoch + 1}" + (f"/{max_epochs}" if max_epochs else ""))
+        parts.append(f"batch {batch_idx + 1}" + (f"/{n} ({100 * (batch_idx + 1) / n:.0f}%)" if n else ""))
+        if stage == "fit":
+            parts.append(f"step {trainer.global_step}")
+        line = " ".join(parts)
+        if metrics:
+            line += f" | {metrics}"
+        rate = self._seen / elapsed if elapsed > 0 else 0.0
+        line += f" | {rate:.2f} it/s | elapsed {_fmt_seconds(elapsed)}"
+        if n and rate > 0 and stage != "fit":
+            line += f", eta {_fmt_seconds((n - batch_idx - 1) / rate)}"
+        elif n and rate > 0 and stage == "fit":
+            left = n - batch_idx - 1
+            if trainer.max_epochs and trainer.max_epochs > 0:
+                left += n * (trainer.max_epochs - trainer.current_epoch - 1)
+            if trainer.max_steps and trainer.max_steps > 0:
+                left = min(left, trainer.max_steps - trainer.global_step)
+            eta = max(left, 0) / rate
+            timer = next((cb for cb in trainer.callbacks if type(cb).__name__ == "Timer"), None)
+            remaining = timer.time_remaining() if timer is not None else None  # --trainer.max_time
+            if remaining is not None:
+                eta = min(eta, max(remaining, 0.0))
+            line += f", eta {_fmt_seconds(eta)}"
+        self._emit(line)
+
+    @staticmethod
+    def _metrics(trainer: pl.Trainer, prefix: str) -> str:
+        out = []
+        for key, value in sorted(trainer.callback_metrics.items()):
+            if key.startswith(prefix) and (v := _scalar(value)) is not None:
+                out.append(f"{key} {v:.4g}")
+        return ", ".join(out[:6])
+
+    # fit
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._begin(trainer, "fit", trainer.num_training_batches)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self._tick(trainer, "fit", batch_idx, trainer.num_training_batches, self._metrics(trainer, "train"))
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not self._active(trainer) or trainer.state.fn != "fit":
+            return
+        metrics = self._metrics(trainer, "val")
+        self._emit(f"validation at step {trainer.global_step}" + (f": {metrics}" if metrics else ""))
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._active(trainer):
+            self._emit(f"fit done: {trainer.global_step} steps in {_fmt_seconds(time.monotonic() - self._start)}")
+
+    # evaluation / prediction
+    def on_predict_start(self, trainer, pl_module) -> None:
+        self._begin(trainer, "predict", trainer.num_predict_batches)
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0):
+        self._tick(trainer, "predict", batch_idx, trainer.num_predict_batches)
+
+    def on_test_start(self, trainer, pl_module) -> None:
+        self._begin(trainer, "test", trainer.num_test_batches)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0):
+        self._tick(trainer, "test", batch_idx, trainer.num_test_batches)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0):
+        if trainer.state.fn == "validate":
+            self._tick(trainer, "validate", batch_idx, trainer.num_val_batches)
+
+
+# ----------------------------------------------------------------------------- metrics, curves, summary
+#: Substrings of metric names where larger is better; everything else (loss, ppl, mse, ...) is minimised.
+_HIGHER_IS_BETTER = (
+    "spearman", "pearson", "acc", "f1", "recall", "precision", "mrr", "ndcg", "map", "auc", "r2",
+    "bleu", "cider", "rouge", "meteor", "score", "kappa", "corr", "hit",
+)  # fmt: skip
+
+
+def higher_is_better(name: str) -> bool:
+    """Whether the metric called ``name`` improves upwards (``val/spearman``) or downwards (``val/loss``)."""
+    low = name.lower()
+    if any(k in low for k in ("loss", "ppl", "perplexity", "mse", "mae", "rmse", "error", "wer", "cer")):
+        return False
+    return any(k in low for k in _HIGHER_IS_BETTER)
+
+
+def read_metrics(path: str | os.PathLike[str]):
+    """A ``metrics.csv`` (ours or Lightning's CSVLogger's: ``epoch``, ``step`` and one column per
+    metric, sparse rows) as a DataFrame sorted by step.
+
+    Raises:
+        FileNotFoundError / ValueError: one line naming the file.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"metrics file not found: {path}")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a metrics CSV: {str(exc).splitlines()[0]}") from None
+    if "step" not in frame.columns:
+        raise ValueError(f"{path}: no 'step' column (expected epoch, step and one column per metric)")
+    metrics = [c for c in frame.columns if c not in ("epoch", "step")]
+    if not metrics:
+        raise ValueError(f"{path}: no metric columns")
+    for c in metrics:
+        frame[c] = pd.to_numeric(frame[c], errors="coerce")
+    return frame.sort_values("step", kind="stable").reset_index(drop=True)
+
+
+def summary_table(frame) -> str:
+    """Best (with its step) and last value of every metric, as a fixed-width text table."""
+    rows = [("metric", "best", "at step", "last", "points")]
+    for col in [c for c in frame.columns if c not in ("epoch", "step")]:
+        series = frame[["step", col]].dropna()
+        if series.empty:
+            continue
+        idx = series[col].idxmax() if higher_is_better(col) else series[col].idxmin()
+        arrow = "max" if higher_is_better(col) else "min"
+        rows.append(
+            (
+                col,
+                f"{series[col][idx]:.4f} ({arrow})",
+                str(int(series["step"][idx])),
+                f"{series[col].iloc[-1]:.4f}",
+                str(len(series)),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def draw_curves(frame, target: str | os.PathLike[str], title: str = "") -> Path:
+    """Draw train loss and every validation metric against the optimizer step into a PNG.
+
+    Panel 1 holds the losses (every ``*loss`` column: train per step, val per validation); every
+    other metric gets its own panel. Axes are labelled (``optimizer step`` and the metric name).
+
+    Raises:
+        ImportError: matplotlib is missing (``pip install 'polymodal[plots]'``).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        raise ImportError("plots need matplotlib: pip install 'polymodal[plots]'") from None
+    from polymodal.io import atomic_path
+
+    metrics = [c for c in frame.columns if c not in ("epoch", "step") and frame[c].notna().any()]
+    losses = [c for c in metrics if "loss" in c.lower() and c.count("/") <= 1]
+    others = [c for c in metrics if c not in losses and "loss" not in c.lower()]
+    panels = ([losses] if losses else []) + [[c] for c in others]
+    if not panels:
+        raise ValueError("no metric values to plot")
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
+    for ax, group in zip(axes.flat, panels):
+        for col in group:
+            series = frame[["step", col]].dropna()
+            many = len(series) > 30
+            ax.plot(series["step"], series[col], marker=None if many else "o", markersize=3, linewidth=1.2, label=col)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0, max(1.0, float(frame["step"].max())) * 1.04)  # one step axis for every panel
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("loss" if group is losses else group[0])
+        ax.set_title(", ".join(group) if len(group) <= 3 else "losses")
+        ax.grid(alpha=0.3)
+        if len(group) > 1:
+            ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    target = Path(target)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return target
+
+
+def _run_dir(trainer: pl.Trainer) -> Path:
+    """The folder the exported model goes into (its parent), else the trainer's root dir."""
+    for cb in trainer.callbacks:
+        if isinstance(cb, ExportModel) and cb.dirpath:
+            return Path(cb.dirpath).parent
+    return Path(trainer.default_root_dir)
+
+
+class MetricsReport(pl.Callback):
+    """Record every logged metric of a fit and, when it ends, leave something to look at.
+
+    Writes ``metrics.csv`` (``epoch``, ``step``, one column per metric: train metrics every step,
+    val metrics at every validation; Lightning CSVLogger layout, so ``polymodal plot`` reads both)
+    and ``curves.png`` (train loss and every val metric against the step, labelled axes) beside
+    the exported model, and prints a one-screen table of the best and last value of each metric.
+    Independent of the configured logger, so a ``logger: false`` config still gets it. The CLI
+    adds it to every ``fit``.
+
+    Args:
+        dirpath: output folder; default the exported model's parent (``trainer.default_root_dir``).
+        plot: draw the PNG (needs matplotlib; without it a one-line hint is printed).
+    """
+
+    def __init__(self, dirpath: str | None = None, plot: bool = True) -> None:
+        self.dirpath = dirpath
+        self.plot = plot
+        self.rows: list[dict[str, float]] = []
+        self.written: dict[str, Path] = {}
+
+    def _record(self, trainer: pl.Trainer, keep) -> None:
+        row: dict[str, float] = {}
+        for key, value in trainer.callback_metrics.items():
+            if keep(key) and (v := _scalar(value)) is not None:
+                row[key] = v
+        if row:
+            self.rows.append({"epoch": float(trainer.current_epoch), "step": float(trainer.global_step), **row})
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.rows, self.written = [], {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self._record(trainer, lambda k: k.startswith("train") and not k.endswith("_epoch"))
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._record(trainer, lambda k: not k.startswith("train"))
+
+    def frame(self):
+        import pandas as pd
+
+        frame = pd.DataFrame(self.rows)
+        if frame.empty:
+            return frame
+        metrics = sorted(c for c in frame.columns if c not in ("epoch", "step"))
+        frame = frame[["epoch", "step", *metrics]]
+        frame[["epoch", "step"]] = frame[["epoch", "step"]].astype(int)
+        return frame
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        frame = self.frame()
+        if frame.empty:
+            print("polymodal: no metrics were logged during this fit (nothing to plot)")
+            return
+        from polymodal.io import atomic_path
+
+        out = Path(self.dirpath) if self.dirpath else _run_dir(trainer)
+        csv_path = out / "metrics.csv"
+        with atomic_path(csv_path) as tmp:
+            frame.to_csv(tmp, index=False)
+        self.written["metrics"] = csv_path
+        print(f"polymodal: metrics of {trainer.global_step} steps -> {csv_path}")
+        if self.plot:
+            try:
+                self.written["curves"] = draw_curves(frame, out / "curves.png", title=str(out))
+                print(f"polymodal: curves -> {self.written['curves']}  (redraw: polymodal plot {out})")
+            except ImportError as exc:
+                print(f"polymodal: no curves.png: {exc}")
+        print(summary_table(frame))
+
+
+# ----------------------------------------------------------------------------- predictions
+def _config_strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _config_strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _config_strings(v)
+    elif hasattr(value, "__dict__") and type(value).__name__ == "Namespace":
+        yield from _config_strings(vars(value))
+
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
+
+
+def weights_source(trainer: pl.Trainer, model_config: Any, ckpt_path: str | None) -> str | None:
+    """Where the weights of a ``predict`` run come from, or ``None`` for random initialisation.
+
+    The rule (documented in the README): weights count as loaded when ``--ckpt_path`` is given;
+    or a callback loads them (:class:`LoadEncoderWeights`, or any callback with a true
+    ``loads_weights`` attribute); or the model config names a pretrained model anywhere in its
+    arguments: a registered short name (``minilm-l6``), a folder holding ``config.json`` /
+    ``model.safetensors``, or a weights file (``.safetensors``, ``.bin``, ``.pt``, ``.pth``,
+    ``.ckpt``, ``.gguf``). Anything else is a random model.
+    """
+    if ckpt_path:
+        return f"checkpoint {ckpt_path}"
+    for cb in trainer.callbacks:
+        if isinstance(cb, LoadEncoderWeights) or getattr(cb, "loads_weights", False):
+            return f"{type(cb).__name__}({getattr(cb, 'path', '')})"
+    try:
+        from polymodal.plugins_manager import pretrained_names
+
+        named = set(pretrained_names())
+    except Exception:  # noqa: BLE001 - a broken plugin must not hide a checkpoint decision
+        named = set()
+    for text in _config_strings(model_config):
+        if text in named:
+            return f"pretrained model {text!r}"
+        if len(text) > 4096 or "\n" in text:
+            continue
+        path = Path(text).expanduser()
+        try:
+            if path.is_dir() and any((path / f).is_file() for f in ("config.json", "model.safetensors")):
+                return f"pretrained model folder {text}"
+            if path.is_file() and path.suffix in _WEIGHT_SUFFIXES:
+                return f"weights file {text}"
+        except OSError:
+            continue
+    return None
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Write what ``predict_step`` returns to one file and say where.
+
+    By type of the per-batch output: a tensor -> ``.npy`` (rows concatenated); a list/tuple of
+    tensors (one per input column, e.g. ContrastiveSystem embeddings) -> one ``.npy`` holding
+    ``(K, N, D)`` when the shapes agree, else ``.npz`` with ``output_0``...; a dict of tensors
+    (PredictionSystem: probabilities or values per head) -> a table, ``.csv`` or ``.parquet``
+    (chosen by ``output``'s suffix), one column per head (``head_0``, ``head_1``... for vectors), after the
+    batch's ``meta`` columns (ids, dates, reference values: :class:`~polymodal.contracts.Batch`).
+
+    Args:
+        output: the file; default ``<trainer.default_root_dir>/predictions.<ext>``.
         after_fit: also predict the data module's ``predict`` split when fitting ends, with the weights the fit
-            ended with (a ``polymodal sweep`` only fits; the file then sits beside the run).
+            ended with (``polymodal sweep`` only fits; the file then lies in each run's folder).
     """
 
     def __init__(self, output: str | None = None, after_fit: bool = False) -> None:
         super().__init__(write_interval="batch")
-        self.output, self.after_fit = output, after_fit
-        self.parts: list[tuple[Any, dict[str, list[Any]]]] = []
+        self.output = output
+        self.after_fit = after_fit
+        self.parts: list[Any] = []
+        self.metas: list[dict[str, list[Any]]] = []
         self.path: Path | None = None
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.parts = []
+        self.parts, self.metas, self.path = [], [], None
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
-        self.parts.append((prediction, dict(getattr(batch, "meta", None) or {})))
-
-    def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.is_global_zero:
-            self.write(trainer)
+        self.parts.append(prediction)
+        self.metas.append(dict(getattr(batch, "meta", None) or {}))
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.after_fit or not trainer.is_global_zero:
+        if not self.after_fit:
             return
         import torch
 
         loader = trainer.datamodule.predict_dataloader()  # type: ignore[attr-defined]
         was_training = pl_module.training
         pl_module.eval()
-        self.parts = []
+        self.on_predict_start(trainer, pl_module)
         try:
             with torch.inference_mode():
                 for i, batch in enumerate(loader):
@@ -227,55 +668,79 @@ class PredictionWriter(BasePredictionWriter):
                     self.write_on_batch_end(trainer, pl_module, pl_module.predict_step(batch, i), None, batch, i, 0)
         finally:
             pl_module.train(was_training)
-        self.write(trainer)
+        self.on_predict_end(trainer, pl_module)
 
-    def write(self, trainer: pl.Trainer) -> Path | None:
-        """Write the collected predictions; returns the file (``None`` when there were no batches)."""
+    def _target(self, trainer: pl.Trainer, ext: str) -> Path:
+        if self.output:
+            return Path(self.output)
+        return Path(trainer.default_root_dir) / f"predictions{ext}"
+
+    def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        if not self.parts:
+            print("polymodal: predict produced no batches; nothing written")
+            return
         import numpy as np
         import torch
 
         from polymodal.io import atomic_path
 
-        if not self.parts:
-            print("polymodal: predict produced no batches; nothing written")
-            return None
+        first = self.parts[0]
+
+        def is_array(x: Any) -> bool:
+            return isinstance(x, torch.Tensor | np.ndarray)
 
         def cat(items: list[Any]) -> np.ndarray:
-            return torch.cat([torch.as_tensor(t).detach().float().cpu() for t in items]).numpy()
+            return torch.cat([torch.as_tensor(t).detach().float().cpu().reshape(len(t), -1) for t in items]).numpy()
 
-        first = self.parts[0][0]
-        default = Path(trainer.default_root_dir) / "predictions"
+        if not isinstance(first, Mapping) and not is_array(first):
+            if isinstance(first, list | tuple) and first and all(is_array(t) for t in first):
+                pass  # one tensor per input column: handled below
+            else:  # rows of plain values (strings, numbers, records): one table row each
+                flat = [row for part in self.parts for row in (part if isinstance(part, list | tuple) else [part])]
+                self.parts = [{"prediction": [r if not isinstance(r, Mapping) else dict(r) for r in flat]}]
+                first = self.parts[0]
         if isinstance(first, Mapping):
             import pandas as pd
 
-            columns: dict[str, Any] = {m: [v for _, meta in self.parts for v in meta[m]] for m in self.parts[0][1]}
+            keys = list(self.metas[0]) if len(self.metas) == len(self.parts) and self.metas else []
+            columns: dict[str, Any] = {m: [v for meta in self.metas for v in meta[m]] for m in keys}
             for key in first:
-                arr = cat([p[key] for p, _ in self.parts])
-                flat = arr.reshape(len(arr), -1)
-                if arr.ndim == 1:
-                    columns[key] = arr
-                else:
-                    columns.update({f"{key}_{j}": flat[:, j] for j in range(flat.shape[1])})
+                values = [p[key] for p in self.parts]
+                if all(is_array(v) for v in values):
+                    arr = cat(values)
+                    if arr.shape[1] == 1 and torch.as_tensor(values[0]).ndim <= 1:
+                        columns[key] = arr[:, 0]
+                    else:
+                        for j in range(arr.shape[1]):
+                            columns[f"{key}_{j}"] = arr[:, j]
+                else:  # strings or other per-row values
+                    columns[key] = [v for part in values for v in (part if isinstance(part, list | tuple) else [part])]
             frame = pd.DataFrame(columns)
-            target = Path(self.output) if self.output else default.with_suffix(".csv")
+            target = self._target(trainer, ".csv")
             with atomic_path(target) as tmp:
                 if target.suffix == ".parquet":
                     frame.to_parquet(tmp, index=False)
                 else:
-                    frame.to_csv(tmp, index=False, float_format="%.8g")
-            what = f"{len(frame)} rows x {len(frame.columns)} columns"
+                    frame.to_csv(tmp, index=False)
+            what = f"{len(frame)} rows x {len(frame.columns)} columns ({', '.join(list(frame.columns)[:6])})"
         else:
-            arrays = (
-                [cat([p[i] for p, _ in self.parts]) for i in range(len(first))]
-                if isinstance(first, list | tuple)
-                else [cat([p for p, _ in self.parts])]
-            )
-            data = arrays[0] if len(arrays) == 1 else np.stack(arrays)
-            target = Path(self.output) if self.output else default.with_suffix(".npy")
+            if isinstance(first, list | tuple):
+                arrays = [cat([p[i] for p in self.parts]) for i in range(len(first))]
+            else:
+                arrays = [cat(self.parts)]
+            same = len({a.shape for a in arrays}) == 1
+            target = self._target(trainer, ".npy" if same else ".npz")
             with atomic_path(target) as tmp:
                 with open(tmp, "wb") as fh:
-                    np.save(fh, data)
-            what = f"array {tuple(data.shape)}"
+                    if same:
+                        data = arrays[0] if len(arrays) == 1 else np.stack(arrays)
+                        np.save(fh, data)
+                        what = f"array {tuple(data.shape)}"
+                        what += " (one slice per input column)" if len(arrays) > 1 else ""
+                    else:
+                        np.savez(fh, **{f"output_{i}": a for i, a in enumerate(arrays)})
+                        what = ", ".join(f"output_{i} {tuple(a.shape)}" for i, a in enumerate(arrays))
         self.path = target
         print(f"polymodal: wrote predictions, {what}, to {target}")
-        return target

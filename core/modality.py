@@ -97,16 +97,43 @@ class Encoder(nn.Module, abc.ABC):
         del values
         return False
 
+    def truncate_layers(self, layers: int) -> None:
+        """Keep only the first ``layers`` layers (in place), so a forward computes no more than those.
 
-def encoder_class(path: str) -> type[Encoder]:
-    """Import an encoder class from ``"module:Class"`` or ``"module.Class"``."""
-    import importlib
+        Optional hook behind :meth:`polymodal.model.EmbeddingModel.truncate`. An encoder that has a
+        stack of layers implements it by dropping the later layers from the module and from what
+        :meth:`get_config` returns (so a saved truncated encoder reloads truncated), and exposes
+        its depth as ``num_layers``. The output after truncation must equal the full encoder's
+        ``Features.at_layer(layers)``, which is what layer-elastic (2DMSE) training optimises.
+        ``TextEncoder`` (any Hugging Face layer list) and ``PixelEncoder`` (ViT blocks) implement it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not expose layers; it cannot be truncated")
 
-    module, _, name = path.replace(":", ".").rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    if not (isinstance(cls, type) and issubclass(cls, Encoder)):
-        raise TypeError(f"{path} is not a polymodal Encoder")
-    return cls
+
+#: Encoder classes of shipped recipes that exported model folders name. Recipes are not plugins,
+#: so their classes are listed here (our own installed package: importing them runs only our code).
+RECIPE_ENCODERS: tuple[str, ...] = (
+    "polymodal.recipes.grounded_sentence.encoders.CharGRUEncoder",
+    "polymodal.recipes.grounded_sentence.encoders.ImageProjection",
+)
+
+
+def encoder_class(path: str, *, where: str = "", field: str = "encoder.class") -> type[Encoder]:
+    """The registered encoder class a saved name refers to (``"module.Class"`` or ``"module:Class"``).
+
+    Resolved only against :mod:`polymodal.registry` (core classes, loaded plugins' encoders, and
+    :data:`RECIPE_ENCODERS`); a name that is not registered is a one-line ``ValueError`` naming
+    ``where`` and ``field``. No module named by a file is ever imported.
+    """
+    from polymodal.registry import register_class, registered_classes, resolve_class
+
+    name = path.replace(":", ".") if isinstance(path, str) else path
+    if isinstance(name, str) and name in RECIPE_ENCODERS and name not in registered_classes("encoder"):
+        import importlib
+
+        module, _, attr = name.rpartition(".")
+        register_class(getattr(importlib.import_module(module), attr), "encoder")
+    return resolve_class(name, "encoder", field=field, base=Encoder, where=where)
 
 
 @dataclass(frozen=True)
@@ -124,6 +151,8 @@ class Modality:
         poolers: extra :class:`~polymodal.poolers.Pooler` classes saved models may name.
         models: :class:`~polymodal.model.EmbeddingModel` subclasses saved models may name.
         architectures: named architectures (e.g. tiny test encoders) -> factory(**kwargs).
+        weights: names of local checkpoints components load by name -> zero-argument function returning the
+            path (a folder or a file inside an installed package; never the network).
         cards: per pretrained/architecture name, card fields for ``polymodal models``
             (``description``, ``source``, ``licence``, ``paper``, ``preprocessing``).
     """
@@ -135,4 +164,5 @@ class Modality:
     poolers: tuple[type, ...] = ()
     models: tuple[type, ...] = ()
     architectures: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    weights: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
     cards: Mapping[str, Mapping[str, str]] = field(default_factory=dict)

@@ -3,7 +3,13 @@
 Plugins load lazily, once, on the first call that needs them. A broken plugin is reported by
 name and skipped; it never takes the host down.
 
+Every built-in plugin declares the modules its extra brings (``polymodal_requires`` and
+``polymodal_extra`` in its ``__init__``, checked with :func:`require_extra` before anything else is
+imported): with one missing the plugin shows as ``unavailable`` with the ``pip install`` that fixes
+it, and importing it raises :class:`MissingExtra` with the same hint.
+
 Environment:
+    POLYMODAL_SLOW_PLUGIN_SECONDS: a plugin import slower than this (default 2) is named in a warning.
     POLYMODAL_PLUGINS: unset -> every installed plugin loads. Set to a comma-separated list of
         plugin names -> the built-in plugins plus only those named. Set to the empty string ->
         only the built-in plugins.
@@ -12,10 +18,13 @@ Environment:
 from __future__ import annotations
 
 import importlib.metadata as md
+import importlib.util
 import logging
 import os
 import threading
+import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,11 +35,13 @@ from polymodal.modality import Modality
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "MissingExtra",
     "PluginInfo",
     "get_modality",
     "load_plugins",
     "modalities",
     "plugin_report",
+    "require_extra",
     "reset_plugins",
 ]
 
@@ -43,6 +54,38 @@ class PluginWarning(UserWarning):
     """A plugin failed to load or registered a name already taken."""
 
 
+class MissingExtra(ImportError):
+    """A plugin's extra is not installed; the message is the ``pip install`` that fixes it."""
+
+    def __init__(self, plugin: str, missing: Sequence[str], extra: str) -> None:
+        self.plugin, self.missing, self.extra = plugin, list(missing), extra
+        self.hint = f"pip install 'polymodal[{extra}]'"
+        super().__init__(f"the {plugin} plugin needs {', '.join(self.missing)}: {self.hint}")
+
+
+def _missing_modules(modules: Sequence[str]) -> list[str]:
+    out = []
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a parent package missing, or sys.modules[name] is None
+            found = False
+        if not found:
+            out.append(name)
+    return out
+
+
+def require_extra(plugin: str, modules: Sequence[str], extra: str) -> None:
+    """Raise :class:`MissingExtra` unless every module in ``modules`` is importable (nothing is imported).
+
+    Built-in plugins call this first thing in their ``__init__`` so that a missing extra is one
+    clear line (``the text plugin needs transformers: pip install 'polymodal[text]'``) at first
+    use, instead of a bare ``No module named ...`` deep inside a model constructor.
+    """
+    if missing := _missing_modules(modules):
+        raise MissingExtra(plugin, missing, extra)
+
+
 @dataclass
 class PluginInfo:
     """What ``polymodal plugins`` shows for one plugin."""
@@ -50,9 +93,10 @@ class PluginInfo:
     name: str
     distribution: str
     version: str
-    status: str = "loaded"  # "loaded" | "failed" | "disabled"
+    status: str = "loaded"  # "loaded" | "unavailable" (extra missing) | "failed" | "disabled"
     error: str = ""
     modalities: list[str] = field(default_factory=list)
+    import_seconds: float = 0.0
 
     @property
     def builtin(self) -> bool:
@@ -68,11 +112,23 @@ class _State:
 
 _state = _State()
 _lock = threading.Lock()
+_warned: set[str] = set()
 
 
 def _warn(message: str) -> None:
+    """Warn once per message (until plugins are reloaded). Not also logged: that printed it twice."""
+    if message in _warned:
+        return
+    _warned.add(message)
     warnings.warn(message, PluginWarning, stacklevel=3)
-    log.warning(message)
+    log.debug(message)
+
+
+def _slow_import_seconds() -> float:
+    try:
+        return float(os.environ.get("POLYMODAL_SLOW_PLUGIN_SECONDS", 2.0))
+    except ValueError:
+        return 2.0
 
 
 def _install_hint(info: PluginInfo) -> str:
@@ -119,6 +175,7 @@ def load_plugins(*, force: bool = False) -> dict[str, PluginInfo]:
             from polymodal import registry as named
 
             named._forget_plugin_entries()
+            _warned.clear()
         pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
         pm.add_hookspecs(hookspecs)
         plugins: dict[str, PluginInfo] = {}
@@ -150,20 +207,41 @@ def _fail(info: PluginInfo, error: str) -> None:
 def _load_one(
     pm: pluggy.PluginManager, ep: md.EntryPoint, info: PluginInfo, registry: dict[str, tuple[Modality, str]]
 ) -> None:
+    start = time.perf_counter()
     try:
         module = ep.load()
+    except MissingExtra as exc:
+        info.status, info.error = "unavailable", f"needs {', '.join(exc.missing)}; fix: {exc.hint}"
+        return
     except ImportError as exc:
         _fail(info, f"{type(exc).__name__}: {exc}; fix: {_install_hint(info)}")
         return
-    except Exception as exc:  # a third-party plugin may raise anything at import
+    except KeyboardInterrupt:
+        raise
+    except SystemExit as exc:  # a plugin calling sys.exit() at import must not end the host silently
+        _fail(info, f"error at import: called sys.exit({exc.code!r})")
+        return
+    except BaseException as exc:  # a third-party plugin may raise anything at import
         _fail(info, f"error at import: {type(exc).__name__}: {exc}")
+        return
+    finally:
+        info.import_seconds = time.perf_counter() - start
+    if info.import_seconds > _slow_import_seconds():
+        _warn(
+            f"polymodal: plugin {info.name!r} ({info.distribution}) took {info.import_seconds:.1f} s to import "
+            "(set POLYMODAL_PLUGINS to load only the plugins you need)"
+        )
+    if missing := _missing_modules(getattr(module, "polymodal_requires", ())):  # an already-imported module
+        extra = getattr(module, "polymodal_extra", info.name)
+        info.status, info.error = "unavailable", f"needs {', '.join(missing)}; fix: pip install 'polymodal[{extra}]'"
         return
     api = getattr(module, "polymodal_api_version", PLUGIN_API_VERSION)
     if int(api) != PLUGIN_API_VERSION:
-        _fail(
-            info,
-            f"built for plugin API {api}, this polymodal speaks {PLUGIN_API_VERSION}; fix: {_install_hint(info)}",
-        )
+        if int(api) > PLUGIN_API_VERSION:  # the plugin is newer than this polymodal
+            fix = "pip install --upgrade polymodal"
+        else:  # the plugin is older: it needs a release built for this API
+            fix = _install_hint(info) if not info.builtin else "reinstall polymodal"
+        _fail(info, f"built for plugin API {api}, this polymodal speaks {PLUGIN_API_VERSION}; fix: {fix}")
         return
     try:
         pm.register(module, name=info.name)
@@ -211,6 +289,7 @@ def reset_plugins() -> None:
     with _lock:
         _state.pm, _state.plugins, _state.registry = None, {}, {}
         named._forget_plugin_entries()
+        _warned.clear()
 
 
 def modalities() -> dict[str, Modality]:
@@ -224,8 +303,13 @@ def get_modality(name: str) -> Modality:
     table = modalities()
     if name in table:
         return table[name]
+    plugin = _state.plugins.get(name)
+    if plugin is not None and plugin.status == "unavailable":  # built-ins name their modality after themselves
+        raise ImportError(f"modality {name!r}: the {name} plugin is unavailable: {plugin.error}")
     failed = [f"{p.name} ({p.error})" for p in _state.plugins.values() if p.status == "failed"]
     hint = f"; plugins that failed to load: {', '.join(failed)}" if failed else ""
+    missing = [f"{p.name} ({p.error})" for p in _state.plugins.values() if p.status == "unavailable"]
+    hint += f"; plugins unavailable: {', '.join(missing)}" if missing else ""
     raise KeyError(f"unknown modality {name!r}; registered: {', '.join(sorted(table)) or 'none'}{hint}")
 
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import Tensor, nn
 
+from polymodal.checkpoint import SafeCheckpointLoading
 from polymodal.contracts import Batch
 from polymodal.features import Features
 from polymodal.heads import Head
@@ -189,7 +190,7 @@ def _named(parts: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
     return out
 
 
-class System(pl.LightningModule):
+class System(SafeCheckpointLoading, pl.LightningModule):
     """Towers, poolers, heads, objectives and metrics, injected.
 
     Args:
@@ -449,6 +450,12 @@ class System(pl.LightningModule):
             for module in self._frozen_modules():
                 module.eval()
         return self
+
+    def on_train_epoch_start(self) -> None:
+        # Lightning does not call train() itself: a fully frozen tower is put in eval mode here (no dropout, no
+        # batch-norm statistic updates); validation loops restore exactly these modes afterwards.
+        for module in self._frozen_modules():
+            module.eval()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.save_frozen:

@@ -105,7 +105,7 @@ DATA_CASES = [
         "invalid-utf8",
         lambda t: _table_case(t, b"s1,s2,score\n\xff\xfe,a,1\n", "latin.csv"),
         ValueError,
-        "latin.csv: cannot read \\(UnicodeDecodeError",
+        "latin.csv: not UTF-8 text at line 2 of the file",
     ),
     Case(
         "truncated-gzip",

@@ -131,8 +131,8 @@ def test_glyph_inputs(case, glyph):
     "make", [lambda: PixelProcessor(TextRenderer(max_patches=8)), lambda: GlyphProcessor(CodepointTokenizer())]
 )
 def test_bad_value_in_a_dataset_names_file_row_and_column(make):
-    collate = Collator([make()], ["text"], "essays.csv")
-    rows = [(["fine"], None, 0), ([3.5], None, 1)]
+    collate = Collator({"text": make()}, "essays.csv")
+    rows = [({"text": "fine"}, {}, {}, 1), ({"text": 3.5}, {}, {}, 2)]  # (values, targets, meta, 1-based row)
     with pytest.raises(TypeError, match=r"essays\.csv: row 2, column 'text': .*float"):
         collate(rows)
     processor = make()

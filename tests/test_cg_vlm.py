@@ -236,8 +236,8 @@ def test_tiny_stage2_starts_from_the_stage1_adapter(tmp_path):
     ckpt = next((tmp_path / "s1" / "checkpoints").glob("*.ckpt"))
     stage1 = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
     cli = main(
-        ["fit", "--config", TINY, f"--trainer.default_root_dir={tmp_path / 's2'}", "--trainer.max_epochs=1",
-         "--trainer.limit_train_batches=0", "--trainer.limit_val_batches=0",
+        ["fit", "--config", TINY, f"--trainer.default_root_dir={tmp_path / 's2'}", "--trainer.max_epochs=0",
+         "--trainer.limit_val_batches=0",
          f"--model.init_args.init_from={ckpt}", "--model.init_args.contrastive_weight=0",
          "--model.init_args.lm_trainable_layers=1", "--data.init_args.task=instruct",
          "--data.init_args.instruction_fraction=0.5"]

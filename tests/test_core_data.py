@@ -66,8 +66,8 @@ def test_datamodule_batches(tmp_path, frame):
     dm, _ = _dm(tmp_path, frame)
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
-    assert len(batch["inputs"]) == 2 and batch["target"].shape == (2,)
-    assert set(batch["inputs"][0]) == {"input_ids", "attention_mask"}
+    assert batch.columns == ["a", "b"] and batch.targets["score"].shape == (2,)
+    assert set(batch.inputs["a"]) == {"input_ids", "attention_mask"} and len(batch.rows) == 2
 
 
 def test_missing_column_lists_available(tmp_path, frame):
@@ -139,7 +139,7 @@ def test_stratified_training_batches_for_a_continuous_target(tmp_path):
     def batches(**kw):
         dm = TableDataModule(train=str(tmp_path / "t.csv"), inputs=["text"], target="y", batch_size=8, **kw)
         dm.set_processors([GlyphProcessor(CodepointTokenizer())])
-        return [sorted(int(v) // 10 for v in b["target"].tolist()) for b in dm.train_dataloader()]
+        return [sorted(int(v) // 10 for v in b.targets["y"].tolist()) for b in dm.train_dataloader()]
 
     assert batches(stratify_bins=4) == [[0, 0, 1, 1, 2, 2, 3, 3]] * 5  # every batch holds each quartile twice
     plain = batches()
@@ -149,5 +149,5 @@ def test_stratified_training_batches_for_a_continuous_target(tmp_path):
         TableDataModule(train="x.csv", inputs=["text"], stratify_bins=1)
     dm = TableDataModule(train=str(tmp_path / "t.csv"), inputs=["text"], batch_size=8, stratify_bins=4)
     dm.set_processors([GlyphProcessor(CodepointTokenizer())])
-    with pytest.raises(ValueError, match="needs a target column"):
+    with pytest.raises(ValueError, match="needs exactly one target column"):
         dm.train_dataloader()

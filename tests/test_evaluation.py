@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from polymodal.data.cache import FeatureCache
 from polymodal.evaluation import (
     ElasticEvaluator,
-    FeatureCache,
     LinearProbeEvaluator,
     MTEBModel,
     RetrievalEvaluator,

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 
 from polymodal.losses import (
-    BatchContext,
     CachedInfoNCELoss,
     CoSENTLoss,
     EmbeddingDistillationLoss,
@@ -22,6 +21,7 @@ from polymodal.losses import (
     info_nce_loss,
     mine_hard_negatives,
 )
+from polymodal.losses.cached import _RandState
 from polymodal.losses.context import slice_inputs
 from polymodal.losses.matryoshka2d import layer_kl_loss, layer_weight
 from polymodal.model import EmbeddingModel
@@ -40,15 +40,15 @@ def _encoder(dropout: float = 0.0, hidden_states: bool = False) -> TextEncoder:
     return TextEncoder(model=cfg, tokenizer="bytes", max_length=64, hidden_states=hidden_states)
 
 
-def _context(encoder: TextEncoder, pooler=None, target=None) -> BatchContext:
-    pooler = pooler or MeanPooler()
+def _context(encoder: TextEncoder, pooler=None, target=None, stage: str = "train"):
+    """The per-step context a System hands its objectives: two text columns (+ a score target)."""
+    from polymodal.contracts import Batch
+    from polymodal.system import Step, System
+
+    system = System(tower=encoder, pooler=pooler or MeanPooler(), loss=InfoNCELoss())
     proc = encoder.processor
-    return BatchContext(
-        inputs=[proc(TEXTS_A), proc(TEXTS_B)],
-        target=target,
-        encode=lambda x, j: encoder(x),
-        pool=lambda f: pooler(f),
-    )
+    targets = {} if target is None else {"score": target}
+    return Step(system, Batch(inputs={"a": proc(TEXTS_A), "b": proc(TEXTS_B)}, targets=targets), stage)
 
 
 def test_matryoshka_equals_sum_over_prefixes():
@@ -118,8 +118,7 @@ def test_embedding_distillation_zero_for_identical_teacher_and_learns():
     assert value.item() > 1e-3
     value.backward()
     assert all(p.grad is None for p in teacher.parameters())  # teacher frozen
-    with pytest.raises(ValueError, match="ContrastiveSystem"):
-        loss([torch.zeros(2, 3)], None)
+    torch.testing.assert_close(loss(_context(fresh)), value)  # forward(step) is the same objective
     projected = EmbeddingDistillationLoss(teacher, student_dim=16)
     assert projected.projection is not None and projected.projection.in_features == 16
 
@@ -155,15 +154,17 @@ def test_slice_inputs_trims_unused_padding():
     assert part["input_ids"].tolist() == [[4, 5]] and part["attention_mask"].tolist() == [[1, 1]]
 
 
-@pytest.mark.parametrize("symmetric", [False, True])
-def test_cached_infonce_equals_plain_loss_and_gradients(symmetric):
-    enc = _encoder().eval()  # no dropout: both runs see identical forward passes
+@pytest.mark.parametrize("symmetric,streams", [(False, 1), (True, 1), (False, 2), (True, 3)])
+def test_cached_infonce_equals_plain_loss_and_gradients(symmetric, streams):
+    enc = _encoder().eval()  # no dropout: both runs see identical forward passes (and streams may run)
     ctx = _context(enc)
     plain = InfoNCELoss(symmetric=symmetric)([ctx.embed(0), ctx.embed(1)])
     plain.backward()
     want = {n: p.grad.clone() for n, p in enc.named_parameters() if p.grad is not None}
     enc.zero_grad()
-    cached = CachedInfoNCELoss(mini_batch_size=2, symmetric=symmetric).loss_from_context(ctx)
+    loss = CachedInfoNCELoss(mini_batch_size=2, symmetric=symmetric, streams=streams)
+    assert loss._streams(ctx.inputs[0], _RandState()) == streams  # random-free forward: streams allowed
+    cached = loss.loss_from_context(ctx)
     torch.testing.assert_close(cached, plain.detach(), atol=1e-6, rtol=1e-6)
     assert all(p.grad is None for p in enc.parameters())  # nothing happens before backward
     cached.backward()
@@ -177,16 +178,16 @@ def test_cached_infonce_replays_dropout_exactly():
     enc = _encoder(dropout=0.3).train()
     ctx = _context(enc)
     # record every embedding call: first the no-grad pass, then the re-forward in backward
-    ctx2 = BatchContext(ctx.inputs, None, ctx.encode, ctx.pool)
     calls: list[torch.Tensor] = []
+    real_embed = ctx.embed
 
     def embed(j, inputs=None):
-        out = BatchContext.embed(ctx2, j, inputs)
+        out = real_embed(j, inputs)
         calls.append(out.detach().clone())
         return out
 
-    ctx2.embed = embed  # type: ignore[method-assign]
-    loss = CachedInfoNCELoss(mini_batch_size=4).loss_from_context(ctx2)
+    ctx.embed = embed  # type: ignore[method-assign]
+    loss = CachedInfoNCELoss(mini_batch_size=4, streams=2)(ctx)  # dropout: runs sequentially
     n_first = len(calls)
     loss.backward()
     assert len(calls) == 2 * n_first
@@ -198,7 +199,7 @@ def test_cached_without_grad_is_plain_infonce():
     enc = _encoder().eval()
     ctx = _context(enc)
     with torch.no_grad():
-        got = CachedInfoNCELoss(mini_batch_size=3).loss_from_context(ctx)
+        got = CachedInfoNCELoss(mini_batch_size=3)(ctx)
         want = info_nce_loss(ctx.embed(0), ctx.embed(1), torch.arange(len(TEXTS_A)), 0.05)
     torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
 
@@ -247,8 +248,8 @@ def test_batch_loss_system_trains_with_cached_loss_under_lightning(tmp_path):
     import pytorch_lightning as pl
 
     from polymodal.data import TableDataModule
+    from polymodal.presets import ContrastiveSystem
     from polymodal.recipes import recipe_root
-    from polymodal.systems import ContrastiveSystem
 
     enc = _encoder()
     system = ContrastiveSystem(encoder=enc, loss=CachedInfoNCELoss(mini_batch_size=4), warmup_ratio=0.0)

@@ -42,3 +42,23 @@ def test_importing_polymodal_is_light():
     code = "import sys, polymodal; print('transformers' in sys.modules, 'pytorch_lightning' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_wheel_builds_quietly_and_carries_every_recipe_file(tmp_path):
+    """No setuptools 'Package would be ignored' warnings (data folders are not packages), and the
+    wheel still holds every shipped YAML and recipe data file."""
+    import subprocess
+    import sys
+    import zipfile
+
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(REPO)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "would be ignored" not in proc.stdout + proc.stderr
+    wheel = next(tmp_path.glob("polymodal-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = (REPO / "recipes").rglob("*")
+    expected = [p for p in shipped if p.is_file() and (p.suffix == ".yaml" or p.parent.name == "data")]
+    assert expected
+    for p in expected:
+        assert "polymodal/recipes/" + p.relative_to(REPO / "recipes").as_posix() in names, p

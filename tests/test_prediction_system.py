@@ -17,7 +17,8 @@ from polymodal.metrics.functional import (
     roc_auc,
 )
 from polymodal.plugins.timeseries import TimeSeriesCNN, TimeSeriesRNN
-from polymodal.systems.prediction import PredictionSystem, Task
+from polymodal.presets import PredictionSystem, Task
+from polymodal.system import System
 
 
 def test_binary_metrics_match_sklearn():
@@ -49,22 +50,13 @@ def _windows(n, seed):
     x = rng.normal(size=(n, 8, 2)).astype(np.float32)
     up = (x[:, :, 0].mean(1) > 0).astype(np.float32)
     size = x[:, :, 1].mean(1)
-    return [list(x)], np.stack([up, size], axis=1)
+    return list(x), {"up": list(up), "size": list(size)}
 
 
 def _loader(enc, n, seed, shuffle=False):
-    cols, target = _windows(n, seed)
-    ds = RowsDataset(cols, list(target))
-    return DataLoader(ds, batch_size=32, shuffle=shuffle, collate_fn=_MatrixCollator([enc.processor]))
-
-
-class _MatrixCollator(Collator):
-    """Collator for a (B, K) target matrix (the multi-task case)."""
-
-    def __call__(self, rows):
-        out = super().__call__([(r[0], 0.0) for r in rows])
-        out["target"] = torch.tensor(np.stack([r[1] for r in rows]), dtype=torch.float32)
-        return out
+    windows, targets = _windows(n, seed)
+    ds = RowsDataset({"w": windows}, targets)
+    return DataLoader(ds, batch_size=32, shuffle=shuffle, collate_fn=Collator({"w": enc.processor}))
 
 
 def test_multitask_training_learns_and_logs_metrics():
@@ -73,21 +65,21 @@ def test_multitask_training_learns_and_logs_metrics():
     system = PredictionSystem(
         encoder=enc,
         tasks=[
-            Task(name="up", kind="binary", target_index=0, weight=1.0),
-            Task(name="size", kind="regression", target_index=1, weight=0.5),
+            Task(name="up", kind="binary", target="up", weight=1.0),
+            Task(name="size", kind="regression", target="size", weight=0.5),
         ],
         optimizer=lambda p: torch.optim.Adam(p, lr=1e-2),
     )
-    cols, _ = _windows(256, 0)
-    assert system.fit_input_statistics(["w"], cols) == ["w"]
-    assert system.fit_input_statistics(["w"], cols) == []  # fitted once, never refit on other data
+    windows, _ = _windows(256, 0)
+    assert system.fit_input_statistics(["w"], [windows]) == ["w"]
+    assert system.fit_input_statistics(["w"], [windows]) == []  # fitted once, never refit on other data
     system.processors_for(["w"])
     trainer = pl.Trainer(max_epochs=8, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.fit(system, _loader(enc, 256, 0, True), _loader(enc, 128, 1))
     val = trainer.callback_metrics
     assert float(val["val/up/roc_auc"]) > 0.9
     assert float(val["val/size/pearson"]) > 0.8
-    assert {"up/f1", "up/pr_auc", "size/mse"} <= set(system.metrics_["val"])
+    assert {"up/f1", "up/pr_auc", "size/mse"} <= set(system.results["val"])
     preds = trainer.predict(system, _loader(enc, 10, 2))
     assert set(preds[0]) == {"up", "size"} and ((preds[0]["up"] >= 0) & (preds[0]["up"] <= 1)).all()
 
@@ -95,40 +87,49 @@ def test_multitask_training_learns_and_logs_metrics():
 def test_frozen_encoder_is_not_updated_and_stays_in_eval():
     torch.manual_seed(0)
     enc = TimeSeriesRNN(2, hidden_dim=8, dropout=0.5)
-    before = {k: v.clone() for k, v in enc.state_dict().items()}
     system = PredictionSystem(
         encoder=enc,
         use_encoder_pooled=True,
         freeze_encoder=True,
-        tasks=[Task(name="up", kind="binary", target_index=0)],
+        tasks=[Task(name="up", kind="binary", target="up")],
     )
     system.processors_for(["w"])
-    head_before = system.heads["up"].weight.clone()
+    windows, _ = _windows(64, 0)
+    system.fit_input_statistics(["w"], [windows])
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    head_before = system.heads["up"].linear.weight.clone()
     trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.fit(system, _loader(enc, 64, 0, True))
     for k, v in enc.state_dict().items():
         assert torch.equal(v, before[k]), k
-    assert not torch.equal(system.heads["up"].weight, head_before)
-    assert not enc.training
+    assert not torch.equal(system.heads["up"].linear.weight, head_before)
+    assert not enc.training  # frozen towers stay in eval mode (no dropout) while the head trains
 
 
 def test_routing_and_errors():
+    from polymodal.contracts import Batch
+    from polymodal.system import Step
+
     a, b = TimeSeriesCNN(2, hidden_dim=4), TimeSeriesCNN(3, hidden_dim=6)
     system = PredictionSystem(encoders={"price": a, "assets": b}, tasks=[Task(kind="binary")])
-    assert system.in_dim == 10
-    with pytest.raises(ValueError, match="needs exactly one column"):
-        system.processors_for(["price"])
+    assert system.heads["target"].linear.in_features == 10  # both towers' widths, concatenated
+    with pytest.raises(KeyError, match="no tower for input column 'volume'"):
+        system.processors_for(["volume"])
     assert [p.num_features for p in system.processors_for(["assets", "price"])] == [3, 2]
-    with pytest.raises(ValueError, match="exactly one of encoder"):
+    with pytest.raises(ValueError, match="exactly one of tower"):
         PredictionSystem()
     with pytest.raises(ValueError, match="unique"):
         PredictionSystem(encoder=a, tasks=[Task(), Task()])
-    nan_target = torch.tensor([[1.0, float("nan")], [0.0, 2.0]])
-    two = PredictionSystem(encoder=a, tasks=[Task("x", "binary", target_index=0), Task("y", target_index=1)])
-    two.processors_for(["w"])
-    out = two([a.processor([np.ones((3, 2)), np.zeros((3, 2))])])
-    loss, parts = two.loss(out, nan_target)
-    assert torch.isfinite(loss) and set(parts) == {"x", "y"}
+    two = PredictionSystem(encoder=a, tasks=[Task("x", "binary", target="x"), Task("y", target="y")])
+    batch = Batch(
+        inputs={"w": a.processor([np.ones((3, 2)), np.zeros((3, 2))])},
+        targets={"x": torch.tensor([1.0, 0.0]), "y": torch.tensor([float("nan"), 2.0])},
+    )
+    loss, parts = two._loss(Step(two, batch, "train"))
+    assert torch.isfinite(loss) and set(parts) == {"x", "y"}  # the NaN label is left out of task y
+    bad = Batch(inputs=batch.inputs, targets={"x": torch.tensor([1.0, 3.0]), "y": torch.tensor([0.0, 2.0])})
+    with pytest.raises(ValueError, match="label 3 is not 0 or 1"):
+        two._loss(Step(two, bad, "train"))
 
 
 def test_cli_fits_text_regression_with_prediction_system(tmp_path):
@@ -148,7 +149,7 @@ trainer:
   enable_progress_bar: false
   default_root_dir: {tmp_path}
 model:
-  class_path: PredictionSystem
+  class_path: polymodal.PredictionSystem
   init_args:
     encoder:
       class_path: TextEncoder
@@ -173,8 +174,7 @@ data:
     batch_size: 8
 """
     )
-    import polymodal.systems.prediction  # noqa: F401 - short name for the YAML
-
     cli = main(["fit", "--config", str(cfg)])
     assert "val/mse" in cli.trainer.callback_metrics
-    assert isinstance(cli.model, PredictionSystem) and cli.model.tasks[0].name == "score"
+    assert isinstance(cli.model, System) and list(cli.model.heads) == ["score"]
+    assert cli.model.optimizers().param_groups[0]["lr"] != cli.model.optimizers().param_groups[1]["lr"]

@@ -42,7 +42,7 @@ def _config(root: Path, max_epochs: int, slow: float) -> Path:
             ],
         },
         "model": {
-            "class_path": "ContrastiveSystem",
+            "class_path": "polymodal.ContrastiveSystem",
             "init_args": {
                 "encoder": {
                     "class_path": "TextEncoder",

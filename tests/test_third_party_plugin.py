@@ -60,7 +60,7 @@ def test_third_party_modality_trains_in_a_fit(vectors_plugin, tmp_path, capsys):
             "default_root_dir": str(tmp_path),
         },
         "model": {
-            "class_path": "ContrastiveSystem",
+            "class_path": "polymodal.ContrastiveSystem",
             "init_args": {
                 "encoders": {
                     "text": {
@@ -88,7 +88,7 @@ def test_third_party_modality_trains_in_a_fit(vectors_plugin, tmp_path, capsys):
     cli = main(["fit", "--config", str(cfg)])
     from polymodal_vectors import VectorEncoder
 
-    assert isinstance(cli.model.encoders["vec"], VectorEncoder)
+    assert isinstance(cli.model.towers["vec"], VectorEncoder)
     assert cli.trainer.global_step == 8
     assert float(cli.trainer.callback_metrics["train/loss"]) < np.log(16)  # better than chance
 

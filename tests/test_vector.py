@@ -44,10 +44,3 @@ def test_embedding_model_round_trip(tmp_path):
     again = EmbeddingModel.from_folder(tmp_path / "m")
     assert isinstance(again.encoder, FeatureMLP) and again.encoder.dropout_p == 0.3
     np.testing.assert_allclose(again.encode(list(x)), before, atol=1e-6)  # eval mode: dropout off
-
-
-def test_old_recipe_import_path_is_the_same_class():
-    from polymodal.recipes.wassa_empathy import FeatureMLP as Old
-    from polymodal.recipes.wassa_empathy.model import VectorProcessor as OldProc
-
-    assert Old is FeatureMLP and OldProc is VectorProcessor

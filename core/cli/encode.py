@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+from typing import Any
 
 __all__ = ["add_arguments", "run"]
 
@@ -16,6 +18,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--normalize", action="store_true")
     parser.add_argument("--chunk-rows", type=int, default=8192, help="rows read and encoded at a time (bounds memory)")
+
+
+def check_values(model: Any, values: list[Any], path: str, column: str, first_row: int = 0) -> None:
+    """Validate each cell with the model's processor; the first bad one is one line naming the row."""
+    validate = model.encoder.processor.validate
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            raise ValueError(f"{path}: row {first_row + i}, column {column!r} is empty; every row needs a value")
+        try:
+            validate(v)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: row {first_row + i}, column {column!r}: {exc}") from None
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -33,13 +47,9 @@ def run(ns: argparse.Namespace) -> int:
     # embeddings are ever resident as a whole: memory is flat in the number of rows.
     n = sum(len(c) for c in chunks())
     model = polymodal.load(ns.model)
-    bar = None
-    try:
-        from tqdm.auto import tqdm
+    from polymodal.datasets import LineProgress
 
-        bar = tqdm(total=n, desc="encode", unit="item")
-    except ImportError:  # pragma: no cover
-        pass
+    bar = LineProgress("encode", unit="item")  # a tqdm bar on a terminal, a line every 10 s in a log
     written = 0
     try:
         with atomic_path(ns.output) as tmp, open(tmp, "wb") as fh:
@@ -51,16 +61,22 @@ def run(ns: argparse.Namespace) -> int:
             np.lib.format.write_array_header_2_0(fh, header)
             for frame in chunks():
                 values = frame[ns.column].tolist()
-                for _, emb in model.iter_encode(values, ns.batch_size, ns.normalize or None, chunk_size=ns.chunk_rows):
+                check_values(model, values, ns.input, ns.column, first_row=written)
+                batches = model.iter_encode(
+                    values,
+                    ns.batch_size,
+                    ns.normalize or None,
+                    chunk_size=ns.chunk_rows,
+                    progress=lambda k, offset=written: bar(offset + k, n),  # every batch, not every chunk
+                )
+                for _, emb in batches:
                     fh.write(emb.numpy().astype(np.float32, copy=False).tobytes())
                 written += len(values)
-                if bar is not None:
-                    bar.update(len(values))
+                bar(written, n)
             if written != n:
                 raise RuntimeError(f"{ns.input} changed while encoding: {n} rows counted, {written} read")
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     emb = np.load(ns.output, mmap_mode="r")
     print(f"wrote {emb.shape[0]} x {emb.shape[1]} embeddings to {ns.output}")
     return 0

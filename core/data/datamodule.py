@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from polymodal.contracts import Batch, system_of
-from polymodal.data.sources import Source, Table, as_source
+from polymodal.data.sources import Source, Table
 from polymodal.data.tables import check_columns
 from polymodal.modality import Processor
 
@@ -143,11 +143,14 @@ class TableDataModule(pl.LightningDataModule):
     (normalisers fit on training data only).
 
     Args:
-        train: training rows: a table path (``package://...`` for shipped files) or a
-            :class:`~polymodal.data.sources.Source` (NLI triplets, a split of a table, ...).
-        val: validation rows.
-        test: test rows.
-        predict: rows for ``polymodal predict``.
+        train: training table (a path; ``package://...`` for files shipped with the recipes).
+        val: validation table.
+        test: test table.
+        predict: table for ``polymodal predict``.
+        sources: split name (``train``/``val``/``test``/``predict``) -> a
+            :class:`~polymodal.data.sources.Source` for rows that are not one plain table (NLI triplets, a
+            hash split of a table, ...). (Separate from the path arguments on purpose: a YAML value that
+            may be a class and is an existing file path is read as a config file by jsonargparse.)
         inputs: input columns in the order the objectives expect them; an entry that is a list of columns
             is one paired column of tuples named ``"a+b"`` (a cross-encoder reads pairs).
         eval_inputs: input columns of val/test when they differ (NLI triplets in training, STS pairs in
@@ -179,10 +182,11 @@ class TableDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        train: str | Source | None = None,
-        val: str | Source | None = None,
-        test: str | Source | None = None,
-        predict: str | Source | None = None,
+        train: str | None = None,
+        val: str | None = None,
+        test: str | None = None,
+        predict: str | None = None,
+        sources: dict[str, Source] | None = None,
         inputs: list[str | list[str]] | None = None,
         eval_inputs: list[str | list[str]] | None = None,
         target: str | list[str] | None = None,
@@ -218,12 +222,17 @@ class TableDataModule(pl.LightningDataModule):
         targets = [] if target is None else [target] if isinstance(target, str) else list(target)
         if eval_target is not None and len(targets) > 1:
             raise ValueError("eval_target replaces a single target; with several targets name them in target")
+        extra = dict(sources or {})
+        unknown = sorted(set(extra) - {"train", "val", "test", "predict"})
+        if unknown:
+            raise ValueError(f"sources: unknown split(s) {unknown}; use train, val, test, predict")
         self.sources: dict[str, Source | None] = {}
-        for split, value in (("train", train), ("val", val), ("test", test), ("predict", predict)):
-            source = as_source(value)
-            if isinstance(value, str) and (layout or read_options):
-                source = Table(value, layout=layout, read_options=read_options)
-            self.sources[split] = source
+        for split, path in (("train", train), ("val", val), ("test", test), ("predict", predict)):
+            if path is not None and split in extra:
+                raise ValueError(f"data.{split} and data.sources.{split} both given; keep one")
+            self.sources[split] = extra.get(split) or (
+                Table(path, layout=layout, read_options=read_options) if path is not None else None
+            )
         self.inputs = list(inputs)
         self.eval_inputs = list(eval_inputs) if eval_inputs else None
         self.targets = targets
@@ -248,9 +257,16 @@ class TableDataModule(pl.LightningDataModule):
             return self.eval_inputs
         return self.inputs
 
-    def set_processors(self, processors: dict[str, Processor]) -> None:
-        """Use these processors (input column name -> processor) instead of asking the system."""
-        self._processors.update(processors)
+    def set_processors(self, processors: dict[str, Processor] | list[Processor]) -> None:
+        """Use these processors instead of asking the system: input column name -> processor, or a list in
+        the order of ``inputs``."""
+        if isinstance(processors, dict):
+            self._processors.update(processors)
+            return
+        names = [column_name(c) for c in self.inputs]
+        if len(processors) != len(names):
+            raise ValueError(f"need {len(names)} processors (one per input column {names}), got {len(processors)}")
+        self._processors.update(dict(zip(names, processors)))
 
     def processors(self, split: str = "train") -> dict[str, Processor]:
         names = [column_name(c) for c in self.inputs_for(split)]

@@ -133,7 +133,8 @@ class Split(Source):
     """One part of another source.
 
     Args:
-        source: the rows to split (a path or a source).
+        path: the table to split; or give ``source``.
+        source: the rows to split (any source).
         sizes: counts or fractions of the distinct keys per part, e.g. ``[800, 100, 100]``.
         part: which part (0-based), or its name ``"train"``/``"val"``/``"test"`` (= 0/1/2).
         key: column whose values are split (rows sharing a key stay together); default: the row number.
@@ -147,15 +148,18 @@ class Split(Source):
 
     def __init__(
         self,
-        source: str | Source,
         sizes: Sequence[float],
         part: int | str = "train",
+        path: str | None = None,
+        source: Source | None = None,
         key: str | None = None,
         method: SplitMethod = "hash",
         stratify: str | None = None,
         seed: int = 0,
     ) -> None:
-        self.source = as_source(source)
+        if (path is None) == (source is None):
+            raise ValueError("Split needs exactly one of path (a table) or source")
+        self.source = source if source is not None else Table(path)  # type: ignore[arg-type]
         self.sizes = list(sizes)
         if isinstance(part, str):
             if part not in self.PARTS:

@@ -58,6 +58,102 @@ def _suffixes(path: Path) -> list[str]:
     return s[:-1] if s and s[-1] in {".gz", ".bz2", ".xz", ".zst"} else s
 
 
+#: Words pandas reads as missing by default. In polymodal tables they stay text in text columns (a
+#: sentence may be "None" or "NA"); a column that is numeric apart from them turns them into NaN.
+NA_WORDS = frozenset(
+    [
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    ]
+)
+
+
+def _numeric_columns(df):
+    """Columns that are numbers apart from NA words become numeric (NA words -> NaN); text stays text."""
+    pd = _pandas()
+    for col in df.columns:
+        values = df[col]
+        if not (values.dtype == object or pd.api.types.is_string_dtype(values.dtype)):
+            continue
+        is_str = values.map(lambda v: isinstance(v, str))
+        if not is_str.all():
+            continue
+        missing = values.isin(NA_WORDS) | (values == "")
+        rest = values[~missing]
+        if len(rest) == 0 or not missing.any():
+            continue
+        try:
+            numbers = pd.to_numeric(rest)
+        except (ValueError, TypeError):
+            continue
+        out = pd.Series(float("nan"), index=df.index, dtype="float64")
+        out[~missing] = numbers.astype("float64")
+        df[col] = out
+    return df
+
+
+def _open_binary(path: Path):
+    import bz2
+    import gzip
+    import lzma
+
+    ext = path.suffix.lower()
+    return {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(ext, open)(path, "rb")
+
+
+def _bad_utf8_line(path: Path) -> str:
+    """``"line N, byte 0xXX at column C"`` of the first line that is not UTF-8 (or ``""``)."""
+    try:
+        with _open_binary(path) as fh:
+            for number, raw in enumerate(fh, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return f"line {number} of the file (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+    except OSError:
+        return ""
+    return ""
+
+
+def _check_header(p: Path, options: dict[str, Any]) -> None:
+    """Refuse duplicate column names in a CSV/TSV header (pandas would rename the second ``x.1``)."""
+    pd = _pandas()
+    if options.get("header", "infer") is None or "names" in options:
+        return
+    keep = {k: options[k] for k in ("sep", "quoting", "quotechar", "escapechar", "encoding", "comment") if k in options}
+    try:
+        first = pd.read_csv(p, header=None, nrows=1, dtype=str, keep_default_na=False, **keep)
+    except Exception:  # noqa: BLE001 - the real read reports parse errors with context
+        return
+    if first.empty:
+        return
+    names = [str(v) for v in first.iloc[0].tolist()]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ValueError(
+                f"{p}: duplicate column name {name!r} in the header (columns {seen[name] + 1} and {i + 1}); "
+                "rename one of them"
+            )
+        seen[name] = i
+
+
 def _resolve_options(path, layout, read_options):
     p = resolve_path(path, what="data file")
     if p.is_dir():
@@ -79,7 +175,12 @@ def _resolve_options(path, layout, read_options):
         )
     if kind not in structured:  # csv/tsv/txt, or a named layout on any other extension
         options.setdefault("sep", "\t" if kind == ".tsv" else ",")
+        if "keep_default_na" not in options and "na_values" not in options:
+            options.update(keep_default_na=False, na_values=[""])  # "NA" / "None" / "null" stay text
+            options["_polymodal_na"] = True
         kind = ".csv"
+    elif kind in {".jsonl", ".ndjson", ".json"}:
+        options.setdefault("encoding", "utf-8-sig")  # a BOM is accepted as in CSV
     return p, kind, options
 
 
@@ -96,7 +197,14 @@ class _ReadErrors:
         p = self.path
         if exc is None or isinstance(exc, (FileNotFoundError, GeneratorExit, KeyboardInterrupt)):
             return False
-        if isinstance(exc, (UnicodeDecodeError, EOFError, OSError)):
+        if isinstance(exc, UnicodeDecodeError) or "codec can't decode" in str(exc):
+            where = _bad_utf8_line(p)
+            raise ValueError(
+                f"{p}: not UTF-8 text"
+                + (f" at {where}" if where else f" ({exc})")
+                + "; re-save it as UTF-8 or pass encoding=... in read_options"
+            ) from None
+        if isinstance(exc, (EOFError, OSError)):
             raise ValueError(f"{p}: cannot read ({type(exc).__name__}: {exc})") from None
         if isinstance(exc, (ValueError, KeyError)) and str(p) in str(exc):
             return False
@@ -122,6 +230,7 @@ def read_table(
     """
     pd = _pandas()
     p, kind, options = _resolve_options(path, layout, read_options)
+    coerce = options.pop("_polymodal_na", False)
     with _ReadErrors(p):
         if kind == ".parquet":
             return pd.read_parquet(p, **options)
@@ -129,7 +238,9 @@ def read_table(
             return pd.read_json(p, lines=True, **options)
         if kind == ".json":
             return pd.read_json(p, **options)
-        return pd.read_csv(p, **options)
+        _check_header(p, options)
+        df = pd.read_csv(p, **options)
+    return _numeric_columns(df) if coerce else df
 
 
 def iter_table(
@@ -150,6 +261,7 @@ def iter_table(
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
     pd = _pandas()
     p, kind, options = _resolve_options(path, layout, read_options)
+    coerce = options.pop("_polymodal_na", False)
     wanted = list(columns) if columns is not None else None
     with _ReadErrors(p):
         if kind == ".parquet":
@@ -165,6 +277,7 @@ def iter_table(
             df = pd.read_json(p, **options)
             chunks = (df.iloc[i : i + chunk_rows] for i in range(0, max(len(df), 1), chunk_rows))
         else:
+            _check_header(p, options)
             chunks = pd.read_csv(p, chunksize=chunk_rows, **options)
     start = 0
     first = True
@@ -179,6 +292,8 @@ def iter_table(
         first = False
         if wanted is not None:
             chunk = chunk[wanted]
+        if coerce:
+            chunk = _numeric_columns(chunk)
         chunk.index = range(start, start + len(chunk))
         start += len(chunk)
         yield chunk

@@ -25,7 +25,7 @@ import numpy as np
 from torch.utils.data import Dataset, Sampler
 
 from polymodal.data.datamodule import RowsDataset, TableDataModule, default_seed
-from polymodal.data.sources import Source, as_source
+from polymodal.data.sources import Source, Table
 from polymodal.data.tables import check_columns
 
 __all__ = ["Augmentation", "AugmentedRows", "ViewSampler", "Views", "ViewsDataModule"]
@@ -44,20 +44,24 @@ class Views(Source):
     """Distinct non-empty values of ``columns`` of ``source`` (first occurrence order), each as two views.
 
     Args:
-        source: a table path or a source.
         columns: columns to take values from (labels and other columns are ignored).
+        path: the table to read; or give ``source``.
+        source: the rows (any source, e.g. a :class:`~polymodal.data.Table` with ``read_options``).
         names: the two output columns (both hold the value; augment the second in the data module).
         max_rows: keep only the first N distinct values.
     """
 
     def __init__(
         self,
-        source: str | Source,
         columns: Sequence[str],
+        path: str | None = None,
+        source: Source | None = None,
         names: Sequence[str] = ("anchor", "positive"),
         max_rows: int | None = None,
     ) -> None:
-        self.source = as_source(source)
+        if (path is None) == (source is None):
+            raise ValueError("Views needs exactly one of path (a table) or source")
+        self.source = source if source is not None else Table(path)  # type: ignore[arg-type]
         self.columns, self.names, self.max_rows = list(columns), list(names), max_rows
         if not self.columns:
             raise ValueError("Views needs at least one column to take values from")
@@ -131,8 +135,8 @@ class ViewsDataModule(TableDataModule):
 
     Args:
         augment: input column -> augmentation applied to its training values (val/test stay as they are).
-        **kwargs: everything :class:`~polymodal.data.TableDataModule` takes (``train`` is typically
-            :class:`Views`; ``inputs`` then ``[anchor, positive]``).
+        **kwargs: everything :class:`~polymodal.data.TableDataModule` takes (``sources: {train: Views}``
+            typically; ``inputs`` then ``[anchor, positive]``).
     """
 
     def __init__(self, augment: dict[str, Any] | None = None, **kwargs: Any) -> None:

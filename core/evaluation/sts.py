@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from polymodal.metrics.functional import pearson, spearman
+from polymodal.metrics.functional import pair_cosine, pearson, spearman
 
 __all__ = ["STSEvaluator", "STSResult", "pair_cosine"]
 
@@ -23,15 +23,6 @@ class STSResult:
 
     def as_dict(self, prefix: str = "") -> dict[str, float]:
         return {f"{prefix}spearman": self.spearman, f"{prefix}pearson": self.pearson}
-
-
-def pair_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity of two ``(N, D)`` arrays, computed in float64."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    num = (a * b).sum(-1)
-    den = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
-    return num / np.maximum(den, 1e-12)
 
 
 class STSEvaluator:

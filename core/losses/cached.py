@@ -15,12 +15,25 @@ Three passes per step:
 Peak activation memory is that of one mini-batch; the loss and the parameter gradients equal
 those of plain :class:`~polymodal.losses.infonce.InfoNCELoss` on the whole batch (up to float
 rounding), at the cost of one extra forward pass.
+
+Mini-batches are cut from the rows *sorted by length* (``attention_mask`` row sums; the embeddings
+are put back in row order) and each is trimmed to its own longest row, so they carry little
+padding: the whole batch, as plain InfoNCE runs it, is padded to its longest row. On STS-B-like
+data that saving pays for most of the extra forward pass (``benchmarks/cached_loss.py``).
+
+On CPU, when the forward consumes no random numbers (no active dropout: checked on the first
+mini-batch by comparing the RNG state before and after), the other mini-batches of both passes run
+as ``streams`` one-thread streams (default: the torch thread count) instead of one batch split over
+all threads: OpenMP barriers stall under contention, one-thread streams do not. With dropout the
+passes stay sequential, because only a sequential replay reproduces the masks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -52,10 +65,12 @@ class CachedInfoNCELoss(Objective):
     """GradCache version of :class:`InfoNCELoss` (same arguments plus ``mini_batch_size``).
 
     Args:
-        mini_batch_size: rows embedded at once; bounds activation memory.
+        mini_batch_size: rows embedded at once; bounds activation memory (times ``streams`` on CPU).
         temperature: softmax temperature on cosine similarities.
         symmetric: also classify positives against all anchors.
         gather: gather candidates across ranks under DDP.
+        streams: CPU mini-batches in flight at once, one thread each, when the forward is free of
+            randomness (default: ``torch.get_num_threads()``; ``1``: always sequential).
 
         weight: weight in the System's total loss.
         stages: where it runs.
@@ -70,10 +85,11 @@ class CachedInfoNCELoss(Objective):
 
     def __init__(
         self,
-        mini_batch_size: int = 64,
+        mini_batch_size: int = 128,
         temperature: float = 0.05,
         symmetric: bool = False,
         gather: bool = True,
+        streams: int | None = None,
         weight: float = 1.0,
         stages: Sequence[str] = STAGES,
     ) -> None:
@@ -81,7 +97,10 @@ class CachedInfoNCELoss(Objective):
         self.info_nce = InfoNCELoss(temperature=temperature, symmetric=symmetric, gather=gather)
         if mini_batch_size < 1:
             raise ValueError(f"mini_batch_size must be >= 1, got {mini_batch_size}")
+        if streams is not None and streams < 1:
+            raise ValueError(f"streams must be >= 1, got {streams}")
         self.mini_batch_size = mini_batch_size
+        self.streams = streams
 
     def _chunks(self, inputs: dict[str, Tensor]) -> list[tuple[int, int]]:
         n = batch_size_of(inputs)
@@ -95,13 +114,27 @@ class CachedInfoNCELoss(Objective):
     def loss_from_context(self, context: Step) -> Tensor:
         reps: list[Tensor] = []
         states: list[list[_RandState]] = []
+        columns = [_by_length(inputs) for inputs in context.inputs]  # (sorted inputs, order)
+        streams: list[int] = []  # per column: > 1 when its forward is random-free (no active dropout)
         with torch.no_grad():
-            for j in range(context.num_columns):
-                parts, column_states = [], []
-                for start, stop in self._chunks(context.inputs[j]):
-                    column_states.append(_RandState())
-                    parts.append(context.embed(j, slice_inputs(context.inputs[j], start, stop)))
-                reps.append(torch.cat(parts))  # (B, D)
+            for j, (inputs, order) in enumerate(columns):
+                chunks = self._chunks(inputs)
+                column_states = [_RandState()]
+                parts = [context.embed(j, slice_inputs(inputs, *chunks[0]))]
+                streams.append(self._streams(inputs, column_states[0]))
+                if streams[j] == 1:
+                    for chunk in chunks[1:]:
+                        column_states.append(_RandState())  # replayed before this chunk's re-forward
+                        parts.append(context.embed(j, slice_inputs(inputs, *chunk)))
+                else:
+
+                    def embed(chunk: tuple[int, int], j: int = j, inputs: dict[str, Tensor] = inputs) -> Tensor:
+                        with torch.no_grad():  # grad mode is per thread
+                            return context.embed(j, slice_inputs(inputs, *chunk))
+
+                    parts += _run(embed, chunks[1:], streams[j])
+                    column_states += [column_states[0]] * (len(chunks) - 1)  # nothing random to replay
+                reps.append(_unsort(torch.cat(parts), order))  # (B, D), row order
                 states.append(column_states)
         if not torch.is_grad_enabled():
             return self.info_nce(reps)
@@ -109,25 +142,95 @@ class CachedInfoNCELoss(Objective):
         with torch.enable_grad():
             loss = self.info_nce(leaves)
             grads = torch.autograd.grad(loss, leaves)  # cached d loss / d embeddings
+        sorted_grads = [g if order is None else g[order] for g, (_, order) in zip(grads, columns)]
         result = loss.detach().requires_grad_()
-        result.register_hook(_Backward(context, self._chunks, grads, states))
+        hook = _Backward(context, self._chunks, [c[0] for c in columns], sorted_grads, states, streams)
+        result.register_hook(hook)
         return result
+
+    def _streams(self, inputs: dict[str, Tensor], before: _RandState) -> int:
+        """Streams for this step: > 1 only on CPU and when the first forward drew no random numbers."""
+        wanted = torch.get_num_threads() if self.streams is None else self.streams
+        on_cpu = all(v.device.type == "cpu" for v in inputs.values() if isinstance(v, Tensor))
+        if wanted <= 1 or not on_cpu or batch_size_of(inputs) <= self.mini_batch_size:
+            return 1
+        return wanted if torch.equal(before.cpu, torch.get_rng_state()) else 1
+
+
+@contextlib.contextmanager
+def _one_thread_each(streams: int) -> Iterator[ThreadPoolExecutor | None]:
+    if streams <= 1:
+        yield None
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(streams, thread_name_prefix="polymodal-gradcache") as pool:
+            yield pool
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(fn: Callable[[Any], Any], items: Sequence[Any], streams: int) -> list[Any]:
+    """``[fn(x) for x in items]``, on ``streams`` one-thread workers when ``streams > 1``."""
+    with _one_thread_each(min(streams, len(items))) as pool:
+        return [fn(x) for x in items] if pool is None else list(pool.map(fn, items))
+
+
+def _by_length(inputs: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor | None]:
+    """``inputs`` with rows sorted longest first (by ``attention_mask``) and the order, or ``(inputs, None)``."""
+    mask = inputs.get("attention_mask")
+    if not (isinstance(mask, Tensor) and mask.dim() == 2):
+        return inputs, None
+    order = torch.argsort(mask.sum(1), descending=True, stable=True)
+    if bool((order == torch.arange(len(order), device=order.device)).all()):
+        return inputs, None
+    n = len(order)
+    return {k: v.index_select(0, order) if _per_row(v, n) else v for k, v in inputs.items()}, order
+
+
+def _per_row(value: object, n: int) -> bool:
+    return isinstance(value, Tensor) and value.dim() >= 1 and value.shape[0] == n
+
+
+def _unsort(rows: Tensor, order: Tensor | None) -> Tensor:
+    if order is None:
+        return rows
+    out = torch.empty_like(rows)
+    out[order] = rows
+    return out
 
 
 class _Backward:
     """Hook on the returned loss: re-embed each mini-batch and back-propagate cached grads."""
 
-    def __init__(self, context: Step, chunks, grads: Sequence[Tensor], states: list[list[_RandState]]) -> None:
-        self.context, self.chunks, self.grads, self.states = context, chunks, grads, states
+    def __init__(
+        self,
+        context: Step,
+        chunks,
+        inputs: Sequence[dict[str, Tensor]],
+        grads: Sequence[Tensor],
+        states: list[list[_RandState]],
+        streams: Sequence[int],
+    ) -> None:
+        self.context, self.chunks, self.inputs, self.grads, self.states = context, chunks, inputs, grads, states
+        self.streams = streams
 
     def __call__(self, grad_output: Tensor) -> None:
         outer = _RandState()
-        with torch.enable_grad():
-            for j in range(self.context.num_columns):
-                inputs = self.context.inputs[j]
-                for (start, stop), state in zip(self.chunks(inputs), self.states[j]):
-                    state.restore()
+        for j in range(self.context.num_columns):
+            inputs = self.inputs[j]  # rows sorted by length, as in the first pass
+
+            def replay(
+                item: tuple[tuple[int, int], _RandState], j: int = j, inputs: dict[str, Tensor] = inputs
+            ) -> None:
+                (start, stop), state = item
+                if self.streams[j] == 1:
+                    state.restore()  # same dropout masks as the first pass
+                with torch.enable_grad():
                     emb = self.context.embed(j, slice_inputs(inputs, start, stop))
                     surrogate = (emb * self.grads[j][start:stop].to(emb.dtype)).sum() * grad_output
                     surrogate.backward()
+
+            _run(replay, list(zip(self.chunks(inputs), self.states[j])), self.streams[j])
         outer.restore()

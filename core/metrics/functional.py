@@ -19,13 +19,19 @@ __all__ = [
     "RetrievalResult",
     "average_precision",
     "binary_metrics",
+    "cosine_matrix",
+    "kmeans_v_measure",
+    "mean_average_precision",
     "multiclass_metrics",
+    "pair_classification_ap",
+    "pair_cosine",
     "pearson",
     "rankdata",
     "regression_metrics",
     "retrieval_metrics",
     "roc_auc",
     "spearman",
+    "v_measure",
 ]
 
 
@@ -183,3 +189,100 @@ def retrieval_metrics(
         per["median_rank"] = first + 1.0
     metrics = {k: float(np.median(v) if k == "median_rank" else v.mean()) for k, v in per.items()}
     return RetrievalResult(metrics, len(relevant), per)
+
+
+# ----------------------------------------------------------------------------- embedding-task metrics
+def pair_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of two ``(N, D)`` arrays, computed in float64 -> ``(N,)``."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"pair_cosine needs two arrays of equal shape, got {a.shape} and {b.shape}")
+    num = (a * b).sum(-1)
+    den = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+    return num / np.maximum(den, 1e-12)
+
+
+def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every row of ``a`` ``(Q, D)`` with every row of ``b`` ``(N, D)`` -> ``(Q, N)``."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    a = a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=-1, keepdims=True), 1e-12)
+    return a @ b.T
+
+
+def pair_classification_ap(a: np.ndarray, b: np.ndarray, labels: np.ndarray) -> float:
+    """MTEB pair classification: average precision of the pairs' cosine similarity for ``labels`` (1 = positive).
+
+    Args:
+        a: first items' embeddings ``(N, D)``.
+        b: second items' embeddings ``(N, D)``.
+        labels: ``(N,)`` 1 for a positive pair (e.g. entailment), 0 for a negative one (contradiction).
+    """
+    labels = np.asarray(labels)
+    if labels.shape != (len(a),):
+        raise ValueError(f"{len(a)} pairs but labels of shape {labels.shape}")
+    return average_precision(labels, pair_cosine(a, b))
+
+
+def mean_average_precision(relevance: Sequence[np.ndarray], scores: Sequence[np.ndarray]) -> float:
+    """Reranking MAP: the mean over queries of the average precision of each query's candidate scores.
+
+    Args:
+        relevance: per query, a ``(C_q,)`` array of 0/1 labels over its own candidates.
+        scores: per query, the ``(C_q,)`` scores of the same candidates (higher ranks first).
+
+    Raises:
+        ValueError: lengths differ, or a query has no relevant candidate.
+    """
+    if len(relevance) != len(scores):
+        raise ValueError(f"{len(relevance)} relevance lists but {len(scores)} score lists")
+    aps = []
+    for i, (rel, score) in enumerate(zip(relevance, scores)):
+        rel, score = np.asarray(rel), np.asarray(score)
+        if rel.shape != score.shape:
+            raise ValueError(f"query {i}: {rel.shape} labels but {score.shape} scores")
+        if not rel.astype(bool).any():
+            raise ValueError(f"query {i} has no relevant candidate")
+        aps.append(average_precision(rel, score))
+    return float(np.mean(aps)) if aps else float("nan")
+
+
+def v_measure(labels_true: np.ndarray, labels_pred: np.ndarray) -> float:
+    """V-measure (harmonic mean of homogeneity and completeness; scikit-learn's ``v_measure_score``)."""
+    try:
+        from sklearn.metrics import v_measure_score
+    except ImportError:
+        raise ImportError("v_measure needs scikit-learn: pip install 'polymodal[eval]'") from None
+    return float(v_measure_score(np.asarray(labels_true), np.asarray(labels_pred)))
+
+
+def kmeans_v_measure(
+    embeddings: np.ndarray, labels: np.ndarray, seed: int = 0, batch_size: int = 512, minibatch: bool = True
+) -> float:
+    """MTEB clustering: V-measure of (mini-batch) k-means with ``k`` = number of gold labels.
+
+    Args:
+        embeddings: ``(N, D)``.
+        labels: ``(N,)`` gold cluster labels (any hashable values).
+        seed: k-means random state.
+        batch_size: mini-batch size (MTEB uses 500-ish).
+        minibatch: ``MiniBatchKMeans`` (as MTEB) or full ``KMeans``.
+    """
+    try:
+        from sklearn.cluster import KMeans, MiniBatchKMeans
+    except ImportError:
+        raise ImportError("clustering needs scikit-learn: pip install 'polymodal[eval]'") from None
+    X = np.asarray(embeddings, dtype=np.float64)
+    y = np.asarray(labels)
+    if X.shape[0] != len(y):
+        raise ValueError(f"{X.shape[0]} embeddings but {len(y)} labels")
+    k = len(np.unique(y))
+    if k < 2:
+        raise ValueError("clustering needs at least two gold clusters")
+    if minibatch:
+        km = MiniBatchKMeans(n_clusters=k, batch_size=batch_size, n_init="auto", random_state=seed)
+    else:
+        km = KMeans(n_clusters=k, n_init="auto", random_state=seed)
+    return v_measure(y, km.fit_predict(X))

@@ -24,7 +24,15 @@ from polymodal.metrics import functional as fn
 if TYPE_CHECKING:  # pragma: no cover
     from polymodal.system import Step
 
-__all__ = ["HeadMetrics", "PairSimilarity", "Perplexity", "Retrieval", "StepMetric", "grouped_retrieval"]
+__all__ = [
+    "ElasticSimilarity",
+    "HeadMetrics",
+    "PairSimilarity",
+    "Perplexity",
+    "Retrieval",
+    "StepMetric",
+    "grouped_retrieval",
+]
 
 EVAL_STAGES = ("val", "test")
 
@@ -91,6 +99,60 @@ class PairSimilarity(StepMetric):
         if len(cos) < 2:
             return {}
         return {"spearman": fn.spearman(cos, gold), "pearson": fn.pearson(cos, gold)}
+
+
+class ElasticSimilarity(PairSimilarity):
+    """STS Spearman of two columns' cosine at every (layer, dim) cell: the embedding an encoder gives when it
+    stops after ``layer`` layers and keeps the first ``dim`` dimensions (2D Matryoshka evaluation).
+
+    Args:
+        layers: 1-based layers (the tower must return ``hidden_states``); ``-1`` is the last layer.
+        dims: embedding prefix lengths.
+        columns: the two input columns (default: the batch's first two).
+        target: target name (default: the batch's only target).
+
+    Keys: ``l{layer}_d{dim}`` (Spearman), e.g. ``test/l4_d48``.
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[int] = (-1,),
+        dims: Sequence[int] = (),
+        columns: Sequence[str] | None = None,
+        target: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(columns=columns, target=target, **kwargs)
+        if not layers or not dims or any(d < 1 for d in dims):
+            raise ValueError(f"ElasticSimilarity needs layers and positive dims, got {list(layers)}, {list(dims)}")
+        self.layers, self.dims = [int(x) for x in layers], [int(d) for d in dims]
+        self.cells = [(layer, d) for layer in self.layers for d in self.dims]
+        for layer, d in self.cells:
+            self.add_state(f"cos_{layer}_{d}".replace("-", "m"), default=[], dist_reduce_fx="cat")
+
+    def update(self, step: Step) -> None:
+        columns = self.columns or step.columns[:2]
+        self.gold.append(step.target(self.target).detach().float())
+        for layer in self.layers:
+            pair = []
+            for c in columns:
+                f = step.features(c)
+                pair.append(step.pool(f if layer == -1 else f.at_layer(layer), c).detach().float())
+            for d in self.dims:
+                if d > pair[0].shape[-1]:
+                    raise ValueError(f"ElasticSimilarity: dim {d} exceeds the embedding width {pair[0].shape[-1]}")
+                cos = F.cosine_similarity(pair[0][:, :d], pair[1][:, :d], dim=-1)
+                getattr(self, f"cos_{layer}_{d}".replace("-", "m")).append(cos)
+
+    def compute(self) -> dict[str, float]:
+        gold = _np(self.gold)
+        if len(gold) < 2:
+            return {}
+        out = {}
+        for layer, d in self.cells:
+            cos = _np(getattr(self, f"cos_{layer}_{d}".replace("-", "m")))
+            out[f"l{'last' if layer == -1 else layer}_d{d}"] = fn.spearman(cos, gold)
+        return out
 
 
 class HeadMetrics(StepMetric):

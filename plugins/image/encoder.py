@@ -159,6 +159,12 @@ class ImageEncoder(Encoder):
         hidden = None if states is None else (*states[:-1], seq) if states else (seq,)
         return Features(sequence=seq, mask=mask, pooled=pooled, hidden_states=hidden)
 
+    def inference_backend(self, model: Any, name: str, **options: Any) -> Any:
+        """``EmbeddingModel.set_backend`` hook: see :func:`polymodal.plugins.image.backends.make_image_backend`."""
+        from polymodal.plugins.image.backends import make_image_backend
+
+        return make_image_backend(model, name, **options)  # type: ignore[arg-type]
+
     def get_config(self) -> dict[str, Any]:
         return {
             "model": self.model_name,

@@ -192,6 +192,12 @@ class ImageProcessor(Processor):
             new_w, new_h = scale_size, max(1, int(scale_size * h / w))
         else:
             new_w, new_h = max(1, int(scale_size * w / h)), scale_size
+        if new_w * new_h > self.max_pixels:  # e.g. a 1x100000 PNG would be resized to 256 x 25,600,000
+            raise ValueError(
+                f"image too large after resizing: {_describe(value)} is {w}x{h}; scaling its short side to "
+                f"{scale_size} gives {new_w}x{new_h} = {new_w * new_h:,} pixels > max_pixels={self.max_pixels:,} "
+                "(extreme aspect ratio)"
+            )
         img = img.resize((new_w, new_h), resample=Image.Resampling(_INTERPOLATION[self.interpolation]))
         left = int(round((new_w - self.image_size) / 2.0))
         top = int(round((new_h - self.image_size) / 2.0))

@@ -6,6 +6,13 @@ with DejaVu as per-character fallback.
 
 from __future__ import annotations
 
+from polymodal.plugins_manager import require_extra
+
+#: What this plugin imports beyond the core (its ``pixel`` extra), checked before anything else.
+polymodal_extra = "pixel"
+polymodal_requires = ("PIL", "timm")
+require_extra("pixel", polymodal_requires, polymodal_extra)
+
 from polymodal.hookspecs import hookimpl
 from polymodal.modality import Modality
 from polymodal.plugins.pixel.encoder import PixelEncoder

@@ -40,6 +40,8 @@ class PixelEncoder(Encoder):
         dropout: dropout on embeddings, attention output and MLP.
         cls_token: prepend a learned [CLS] patch (use with ``ClsPooler``); its mask is True.
         hidden_states: also return every layer's output in ``Features.hidden_states``.
+        final_norm: apply the final LayerNorm; :meth:`truncate_layers` switches it off so a truncated
+            encoder returns what the full one gives at that layer (``Features.at_layer``).
     """
 
     modality = "pixel"
@@ -58,6 +60,7 @@ class PixelEncoder(Encoder):
         dropout: float = 0.0,
         cls_token: bool = False,
         hidden_states: bool = False,
+        final_norm: bool = True,
     ) -> None:
         super().__init__()
         from timm.models.vision_transformer import Block
@@ -73,6 +76,7 @@ class PixelEncoder(Encoder):
             "mlp_ratio": float(mlp_ratio),
             "dropout": float(dropout),
             "cls_token": bool(cls_token),
+            "final_norm": bool(final_norm),
         }
         self.hidden_states = hidden_states
         patch_dim = height * patch_size
@@ -113,6 +117,16 @@ class PixelEncoder(Encoder):
     def num_layers(self) -> int:
         return self.arch["num_layers"]
 
+    def truncate_layers(self, layers: int) -> None:
+        """Keep the first ``layers`` ViT blocks; without the final norm unless all are kept, so the output
+        equals the full encoder's ``Features.at_layer(layers)`` (what 2DMSE trains)."""
+        if not 1 <= layers <= len(self.blocks):
+            raise ValueError(f"layers must be between 1 and {len(self.blocks)}, got {layers}")
+        if layers < len(self.blocks):
+            del self.blocks[layers:]
+            self.arch["num_layers"] = int(layers)
+            self.arch["final_norm"] = False
+
     def forward(self, inputs: Mapping[str, Tensor]) -> Features:
         pixels = inputs["pixel_values"]  # (B, T, H*P) uint8, 255 = white
         mask = inputs["attention_mask"].bool()  # (B, T)
@@ -131,7 +145,8 @@ class PixelEncoder(Encoder):
             x = block(x, attn_mask=attn_mask)
             if states is not None:
                 states.append(x)
-        x = self.norm(x)
+        if self.arch["final_norm"]:
+            x = self.norm(x)
         if states is not None:
             states[-1] = x
         return Features(sequence=x, mask=mask, hidden_states=tuple(states) if states is not None else None)
@@ -162,6 +177,7 @@ class PixelEncoder(Encoder):
                     k: config[k]
                     for k in ("hidden_size", "num_layers", "num_heads", "mlp_ratio", "dropout", "cls_token")
                 },
+                final_norm=config.get("final_norm", True),
                 hidden_states=config.get("hidden_states", False),
             )
         enc._processor = PixelProcessor(TextRenderer.from_config(r))

@@ -5,11 +5,25 @@ Install with ``pip install 'polymodal[text]'`` (``[pretrained]`` adds the bundle
 
 from __future__ import annotations
 
+from polymodal.plugins_manager import require_extra
+
+#: What this plugin imports beyond the core (its ``text`` extra), checked before anything else.
+polymodal_extra = "text"
+polymodal_requires = ("transformers", "tokenizers")
+require_extra("text", polymodal_requires, polymodal_extra)
+
 from polymodal.hookspecs import hookimpl
 from polymodal.modality import Modality
+from polymodal.plugins.text.cross_encoder import CrossEncoder
 from polymodal.plugins.text.decoder import DecoderTextEncoder
 from polymodal.plugins.text.encoder import TextEncoder
-from polymodal.plugins.text.pretrained import PRETRAINED, from_sentence_transformers
+from polymodal.plugins.text.pretrained import (
+    ARCHITECTURES,
+    CARDS,
+    PRETRAINED,
+    PRETRAINED_PATHS,
+    from_sentence_transformers,
+)
 from polymodal.plugins.text.processor import TextProcessor, byte_tokenizer
 
 __all__ = ["DecoderTextEncoder", "TextEncoder", "TextProcessor", "byte_tokenizer", "from_sentence_transformers"]
@@ -25,5 +39,9 @@ def register_modalities(register):
             description="Hugging Face encoders/decoders (local folders or configs), fast tokenizers",
             encoders=(TextEncoder, DecoderTextEncoder),
             pretrained=PRETRAINED,
+            models=(CrossEncoder,),
+            weights=PRETRAINED_PATHS,
+            architectures=ARCHITECTURES,
+            cards=CARDS,
         )
     )

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from polymodal.model import EmbeddingModel
+from polymodal.model import EmbeddingModel, eval_for_call
 from polymodal.plugins.text.encoder import TextEncoder
 from polymodal.plugins.text.processor import TextProcessor
 from polymodal.poolers import ClsPooler, Pooler
@@ -144,20 +144,61 @@ class CrossEncoder(EmbeddingModel):
                 self.pairs.validate(pair)
             except ValueError as exc:
                 raise ValueError(f"pair {i}: {exc}") from None
-        device = next(self.parameters()).device
+        device = self._device()
         order = np.argsort([-n for n in self.pairs.lengths(pairs)], kind="stable")
         out = np.empty((len(pairs),) if self.num_labels == 1 else (len(pairs), self.num_labels), dtype=np.float32)
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.inference_mode():
-                for start in range(0, len(pairs), batch_size):
-                    idx = order[start : start + batch_size]
-                    inputs = {k: v.to(device) for k, v in self.pairs([pairs[i] for i in idx]).items()}
-                    out[idx] = self(inputs).float().cpu().numpy()
-        finally:
-            self.train(was_training)
+        with eval_for_call(self), torch.inference_mode():
+            for start in range(0, len(pairs), batch_size):
+                idx = order[start : start + batch_size]
+                inputs = {k: v.to(device) for k, v in self.pairs([pairs[i] for i in idx]).items()}
+                out[idx] = self(inputs).float().cpu().numpy()
         return out
+
+    def rank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_k: int | None = None,
+        batch_size: int = 32,
+        return_documents: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Score ``query`` against every document and return them best first (sentence-transformers' ``rank``).
+
+        Args:
+            query: the query text.
+            documents: candidate texts.
+            top_k: keep the best ``top_k`` (default: all).
+            batch_size: pairs per forward pass.
+            return_documents: add each document's ``"text"``.
+
+        Returns:
+            ``[{"corpus_id": i, "score": s}, ...]`` sorted by descending score (ties keep input order).
+
+        Example:
+            >>> reranker.rank("a cat", ["a dog", "a kitten", "a car"], top_k=2)
+            [{'corpus_id': 1, 'score': 0.93}, {'corpus_id': 0, 'score': 0.41}]
+        """
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a string, got {type(query).__name__}")
+        if isinstance(documents, str):
+            raise TypeError("rank() takes a list of documents; wrap a single string in a list")
+        documents = list(documents)
+        if not documents:
+            raise ValueError("rank() needs at least one document, got an empty list")
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
+        for i, doc in enumerate(documents):
+            if not isinstance(doc, str):
+                raise ValueError(f"document {i}: expected a string, got {type(doc).__name__}")
+        scores = self.predict([(query, d) for d in documents], batch_size=batch_size)
+        if scores.ndim != 1:
+            raise ValueError(f"rank() needs a one-label cross-encoder, this one has {self.num_labels} labels")
+        order = np.argsort(-scores, kind="stable")[: top_k or len(documents)]
+        hits = [{"corpus_id": int(i), "score": float(scores[i])} for i in order]
+        if return_documents:
+            for hit in hits:
+                hit["text"] = documents[hit["corpus_id"]]
+        return hits
 
     def encode(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError("a CrossEncoder scores pairs (predict); it does not embed single inputs")

@@ -1,9 +1,13 @@
-"""Opt-in ONNX Runtime backend for ``encode`` of text models (CPU inference speed).
+"""ONNX Runtime ``encode`` of text models through the dynamo exporter (unfused graph).
 
-The Hugging Face transformer is exported with ``torch.onnx.export(..., dynamo=True)`` (the
-TorchScript exporter gave wrong outputs with eager attention, DESIGN.md §5) and run with
-ONNX Runtime; tokenisation, length-sorted batching and pooling stay polymodal's own, so any
-pooler that needs only the last layer works. Always compare against the torch model
+For speed use :mod:`polymodal.plugins.text.backends` (``polymodal.load(name, backend="auto")``): its
+``"onnx"`` backend runs a graph with fused attention and layer norms (``benchmarks/encode.py`` times both).
+
+The Hugging Face transformer is exported with ``torch.onnx.export(..., dynamo=True)`` and run with
+ONNX Runtime (the TorchScript exporter on the eager-attention model in eval mode is exact too, 2e-7 on
+MiniLM: ``backends.py`` uses it, because ONNX Runtime's optimizer fuses that graph and not this one);
+tokenisation, length-sorted batching and pooling stay polymodal's own, so any pooler that needs only the
+last layer works. Always compare against the torch model
 (:meth:`OnnxEmbeddingModel.max_difference`); the tests do.
 
 Needs ``pip install onnxruntime onnx onnxscript`` (``polymodal[onnx]``).

@@ -48,21 +48,33 @@ def byte_tokenizer():
     return tok
 
 
+def _tokenizer_file(path: Path):
+    """``Tokenizer.from_file`` with a one-line error naming the file (a corrupt tokenizer.json)."""
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception for bad files
+        raise ValueError(f"{path}: not a valid tokenizer file ({str(exc).splitlines()[0][:160]})") from None
+
+
 def load_backend_tokenizer(spec: str | Path):
     """A ``tokenizers.Tokenizer`` from ``"bytes"``, a ``tokenizer.json`` file, or a model folder."""
-    from tokenizers import Tokenizer
 
     if str(spec) == "bytes":
         return byte_tokenizer()
     path = Path(spec).expanduser()
     if path.is_file():
-        return Tokenizer.from_file(str(path))
+        return _tokenizer_file(path)
     if (path / "tokenizer.json").is_file():
-        return Tokenizer.from_file(str(path / "tokenizer.json"))
+        return _tokenizer_file(path / "tokenizer.json")
     if path.is_dir():  # slow-tokenizer-only folders: let transformers convert once
         from transformers import AutoTokenizer
 
-        hf = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        from polymodal.plugins.text.encoder import check_hf_folder
+
+        check_hf_folder(path)
+        hf = AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
         backend = getattr(hf, "backend_tokenizer", None)
         if backend is None:
             raise ValueError(f"{path}: no fast tokenizer could be built from this folder")
@@ -114,12 +126,17 @@ class TextProcessor(Processor):
         return out
 
     def lengths(self, values: Sequence[Any]) -> list[int]:
-        """Character counts, for length-sorted batching.
+        """Token counts (special tokens included, capped at ``max_length``), for length-sorted batching.
 
-        A proxy for token counts (as sentence-transformers uses): it keeps batches nearly as
-        tight without tokenising everything twice or holding every encoding in memory.
+        Sorting by token count instead of characters cuts the padding a length-sorted ``encode`` executes
+        (STS-B dev with MiniLM: +42 % padded tokens by characters, +4 % by tokens; ``benchmarks/encode.py``
+        prints it); counting costs one extra pass of the Rust tokenizer without offsets (~0.2 s per 3,000
+        sentences here, under 1 % of encoding them). Non-strings count 0 (``__call__`` reports them).
         """
-        return [len(v) if isinstance(v, str) else 0 for v in values]
+        texts = [v for v in values if isinstance(v, str)]
+        encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
+        counts = iter(len(e.ids) for e in encode(self._texts(texts), add_special_tokens=True))
+        return [next(counts) if isinstance(v, str) else 0 for v in values]
 
     def __call__(self, values: Sequence[Any]) -> dict[str, Tensor]:
         encodings = self.tokenizer.encode_batch(self._texts(values), add_special_tokens=True)

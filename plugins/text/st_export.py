@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from polymodal.io import ensure_writable_dir
+from polymodal.io import atomic_dir
 from polymodal.poolers import ClsPooler, LastTokenPooler, MaxPooler, MeanPooler, Pooler, WeightedMeanPooler
 
 __all__ = ["st_pooling_mode", "to_sentence_transformers"]
@@ -94,7 +94,14 @@ def to_sentence_transformers(model: Any, path: str | os.PathLike[str]) -> Path:
         if getattr(encoder, switch, None):
             raise ValueError(f"the encoder's {switch!r} setting has no sentence-transformers equivalent")
     mode = st_pooling_mode(model.pooler)
-    directory = ensure_writable_dir(path, what="sentence-transformers folder")
+    target = Path(path).expanduser()
+    with atomic_dir(target, what="sentence-transformers folder", replaceable=("modules.json",)) as directory:
+        _write_st_folder(model, encoder, mode, directory)
+    return target
+
+
+def _write_st_folder(model: Any, encoder: Any, mode: str, directory: Path) -> None:
+    """Write the folder's files into ``directory`` (a fresh folder that :func:`atomic_dir` swaps in)."""
     processor = encoder.processor
     encoder.model.save_pretrained(str(directory), safe_serialization=True)
     processor.tokenizer.save(str(directory / "tokenizer.json"))
@@ -103,7 +110,7 @@ def to_sentence_transformers(model: Any, path: str | os.PathLike[str]) -> Path:
         json.dumps({"max_seq_length": processor.max_length, "do_lower_case": False}, indent=2)
     )
     pooling = directory / "1_Pooling"
-    pooling.mkdir(exist_ok=True)
+    pooling.mkdir()
     pooling_config: dict[str, Any] = {"word_embedding_dimension": encoder.output_dim}
     pooling_config.update({key: name == mode for name, key in _POOLING_KEYS.items()})
     pooling_config["include_prompt"] = True
@@ -113,7 +120,7 @@ def to_sentence_transformers(model: Any, path: str | os.PathLike[str]) -> Path:
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
     ]
     if model.normalize:
-        (directory / "2_Normalize").mkdir(exist_ok=True)
+        (directory / "2_Normalize").mkdir()
         modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
     (directory / "modules.json").write_text(json.dumps(modules, indent=2))
     import polymodal
@@ -122,11 +129,10 @@ def to_sentence_transformers(model: Any, path: str | os.PathLike[str]) -> Path:
         json.dumps(
             {
                 "__version__": {"polymodal": polymodal.__version__},
-                "prompts": {},
-                "default_prompt_name": None,
+                "prompts": dict(getattr(model, "prompts", {}) or {}),
+                "default_prompt_name": getattr(model, "default_prompt_name", None),
                 "similarity_fn_name": "cosine",
             },
             indent=2,
         )
     )
-    return directory

@@ -12,6 +12,13 @@ Example:
 
 from __future__ import annotations
 
+from polymodal.plugins_manager import require_extra
+
+#: What this plugin imports beyond the core (its ``timeseries`` extra), checked before anything else.
+polymodal_extra = "timeseries"
+polymodal_requires = ("pandas", "scipy")
+require_extra("timeseries", polymodal_requires, polymodal_extra)
+
 from polymodal.hookspecs import hookimpl
 from polymodal.modality import Modality
 from polymodal.plugins.timeseries.encoder import (

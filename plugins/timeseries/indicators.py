@@ -9,9 +9,19 @@ so values agree to floating-point rounding; the exceptions are documented per fu
 * log returns: ``ta.others.daily_log_return`` is in percent; ours is the plain log return.
 * realised volatility has no ``ta`` counterpart.
 
-Recursive smoothers (EMA, Wilder's RSI/ATR) run as one IIR filter
-(:func:`scipy.signal.lfilter`) instead of a Python loop; rolling windows are a few shifted,
-contiguous vector operations.
+Two backends compute the same definitions (:func:`set_backend`):
+
+* ``"talib"`` (the default when the ``TA-Lib`` wheel is installed, ``pip install 'polymodal[timeseries]'``):
+  TA-Lib's C loops keep O(n) running sums and minima. Where TA-Lib seeds a recursion differently (its EMA
+  starts from an SMA, ours from the first value, as ``ta`` and pandas do), the difference is an exactly
+  known geometric term, ``delta * (1 - alpha) ** t``, which is added back, so values equal the pure backend
+  to floating-point rounding (tests check 1e-9). Inputs with NaN/inf use the pure backend (TA-Lib's running
+  sums would carry a NaN forward forever).
+* ``"numpy"`` (pure fallback): recursive smoothers (EMA, Wilder's RSI/ATR) run as one IIR filter
+  (:func:`scipy.signal.lfilter`); rolling sums are a few shifted, contiguous vector operations, rolling
+  minima/maxima :func:`scipy.ndimage.minimum_filter1d` / ``maximum_filter1d``.
+
+``benchmarks/indicators.py`` times both against TA-Lib and ``ta`` on 1M bars.
 
 References:
     J. Welles Wilder, *New Concepts in Technical Trading Systems* (1978) — RSI, ATR.
@@ -21,16 +31,20 @@ References:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+
+Backend = Literal["auto", "talib", "numpy"]
 
 __all__ = [
     "INDICATORS",
     "atr",
     "bollinger",
     "compute_indicators",
+    "active_backend",
     "ema",
     "log_returns",
     "macd",
@@ -39,10 +53,66 @@ __all__ = [
     "roc",
     "rolling",
     "rsi",
+    "set_backend",
     "sma",
     "stochastic",
     "true_range",
 ]
+
+
+def _lfilter():
+    """scipy's ``lfilter``, or the install hint (scipy comes with the timeseries extra)."""
+    try:
+        from scipy.signal import lfilter
+    except ImportError:
+        raise ImportError("compute_indicators needs scipy: pip install 'polymodal[timeseries]'") from None
+    return lfilter
+
+
+_BACKEND: str = os.environ.get("POLYMODAL_INDICATORS", "auto")
+
+
+def set_backend(name: Backend) -> None:
+    """Choose how indicators are computed: ``"talib"`` (TA-Lib's C loops; raises ImportError when the
+    ``TA-Lib`` wheel is missing), ``"numpy"`` (the pure fallback) or ``"auto"`` (TA-Lib when installed).
+    The environment variable ``POLYMODAL_INDICATORS`` sets the initial choice."""
+    global _BACKEND
+    if name not in ("auto", "talib", "numpy"):
+        raise ValueError(f"indicator backend must be 'auto', 'talib' or 'numpy', got {name!r}")
+    if name == "talib":
+        _import_talib(required=True)
+    _BACKEND = name
+
+
+def active_backend() -> str:
+    """``"talib"`` or ``"numpy"``: the backend finite inputs are computed with now."""
+    return "talib" if _talib() is not None else "numpy"
+
+
+def _import_talib(required: bool = False) -> Any:
+    try:
+        import talib
+    except ImportError:
+        if required:
+            raise ImportError("the 'talib' indicator backend needs the TA-Lib wheel: pip install TA-Lib") from None
+        return None
+    return talib
+
+
+def _talib(*arrays: np.ndarray) -> Any:
+    """The ``talib`` module when the backend allows it and every array is finite, else ``None``."""
+    if _BACKEND == "numpy":
+        return None
+    tl = _import_talib(required=_BACKEND == "talib")
+    if tl is None or not all(_finite(a) for a in arrays):
+        return None
+    return tl
+
+
+def _finite(a: np.ndarray) -> bool:
+    """All values finite (one summing pass; an overflowing sum only sends the input to the fallback)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.add.reduce(a, axis=None)))
 
 
 def _arr(x: Any, name: str = "x") -> np.ndarray:
@@ -69,11 +139,26 @@ def _rolling(x: np.ndarray, window: int, fn: str, ddof: int = 0) -> np.ndarray:
     technical analysis); the standard deviation is an exact two-pass computation per window,
     not an online update, so it does not drift over long series.
     """
-    out = _nan_like(x)
     n = len(x)
     if n < window:
-        return out
+        return _nan_like(x)
     m = n - window + 1
+    tl = _talib(x) if window >= 2 and fn != "sum" else None
+    if tl is not None:
+        if fn in ("min", "max"):
+            return tl.MIN(x, window) if fn == "min" else tl.MAX(x, window)
+        if fn == "mean":
+            return tl.SMA(x, window)
+        if ddof == 0:  # TA-Lib keeps running sums of x and x^2: centre first, the std is shift-invariant
+            return tl.STDDEV(x - x.mean(), window, 1.0)
+        return tl.STDDEV(x - x.mean(), window, 1.0) * np.sqrt(window / (window - ddof))
+    out = _nan_like(x)
+    if fn in ("min", "max") and _finite(x):  # O(n) running extremes (NaN order is undefined there)
+        from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+        filt = minimum_filter1d if fn == "min" else maximum_filter1d
+        out[window - 1 :] = filt(x, window, origin=(window - 1) // 2)[window - 1 :]  # trailing window
+        return out
     if fn in ("min", "max"):
         op = np.minimum if fn == "min" else np.maximum
         acc = x[:m].copy()
@@ -108,23 +193,53 @@ def _ewm(x: np.ndarray, alpha: float, min_periods: int) -> np.ndarray:
     Leading NaNs are skipped (the recursion starts at the first finite value, as pandas does);
     interior NaNs fall back to pandas for exact semantics.
     """
-    from scipy.signal import lfilter
-
-    out = _nan_like(x)
-    finite = np.isfinite(x)
-    if not finite.any():
-        return out
-    start = int(np.argmax(finite))
-    tail = x[start:]
-    if not np.isfinite(tail).all():
+    start, tail = 0, x
+    if not _finite(x):
+        finite = np.isfinite(x)
+        if not finite.any():
+            return _nan_like(x)
+        start = int(np.argmax(finite))
+        tail = x[start:]
+    if tail is not x and not finite[start:].all():
         import pandas as pd
 
         return pd.Series(x).ewm(alpha=alpha, adjust=False, min_periods=min_periods).mean().to_numpy()
     # y[0] = x[0]; y[t] = (1 - a) y[t-1] + a x[t]  ==  IIR filter b=[a], a=[1, -(1-a)]
-    y, _ = lfilter([alpha], [1.0, -(1.0 - alpha)], tail, zi=[(1.0 - alpha) * tail[0]])
+    y = _smooth(tail, alpha, tail[0])
     first = start + max(min_periods, 1) - 1
+    if start == 0:  # write the warm-up NaNs in place instead of copying 1M values
+        y[:first] = np.nan
+        return y
+    out = _nan_like(x)
     out[first:] = y[first - start :]
     return out
+
+
+def _smooth(x: np.ndarray, alpha: float, seed: float) -> np.ndarray:
+    """``y[0] = seed``, ``y[t] = (1 - alpha) y[t-1] + alpha x[t]`` over finite ``x``.
+
+    With TA-Lib: its EMA of period ``p = 2 / alpha - 1`` runs the same recursion but starts at bar ``p - 1``
+    from ``mean(x[:p])``. Both recursions are linear, so ours is TA-Lib's plus ``delta (1 - alpha)^t`` with
+    ``delta`` the difference at bar ``p - 1``; that term is added until it falls below 1e-18 of ``delta``.
+    """
+    lfilter = _lfilter()
+    n = len(x)
+    period = round(2.0 / alpha - 1.0)
+    tl = _talib(x) if n > period >= 2 and abs(2.0 / alpha - 1.0 - period) < 1e-9 else None
+    if tl is None:
+        y = np.empty(n)
+        if n:
+            y[0] = seed
+            y[1:], _ = lfilter([alpha], [1.0, -(1.0 - alpha)], x[1:], zi=[(1.0 - alpha) * seed])
+        return y
+    y = tl.EMA(x, period)  # (n,), NaN before bar period - 1, which holds mean(x[:period])
+    theirs = y[period - 1]
+    y[0] = seed
+    y[1:period], _ = lfilter([alpha], [1.0, -(1.0 - alpha)], x[1:period], zi=[(1.0 - alpha) * seed])
+    delta = y[period - 1] - theirs
+    k = min(n - period, int(np.ceil(np.log(1e-18) / np.log1p(-alpha))))
+    y[period : period + k] += delta * np.power(1.0 - alpha, np.arange(1, k + 1))
+    return y
 
 
 # ----------------------------------------------------------------- indicators
@@ -160,11 +275,11 @@ def rsi(close: Any, window: int = 14) -> np.ndarray:
     if len(c):
         diff[0] = 0.0
         diff[1:] = np.diff(c)
-    up = _ewm(np.where(diff > 0, diff, 0.0), 1.0 / window, window)
-    down = _ewm(np.where(diff < 0, -diff, 0.0), 1.0 / window, window)
+    up = _ewm(np.fmax(diff, 0.0), 1.0 / window, window)  # fmax: a NaN change counts as 0, as before
+    down = _ewm(np.fmax(-diff, 0.0), 1.0 / window, window)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = 100.0 - 100.0 / (1.0 + up / down)
-    out = np.where(down == 0, 100.0, out)
+    out[down == 0] = 100.0
     out[np.isnan(up)] = np.nan
     return out
 
@@ -197,6 +312,11 @@ def bollinger(close: Any, window: int = 20, num_std: float = 2.0) -> dict[str, n
 def true_range(high: Any, low: Any, close: Any) -> np.ndarray:
     """max(high - low, |high - prev close|, |low - prev close|); the first bar is high - low."""
     h, lo, c = _arr(high, "high"), _arr(low, "low"), _arr(close, "close")
+    tl = _talib(h, lo, c) if len(c) > 1 else None
+    if tl is not None:  # the same three differences and maxima, in C
+        tr = tl.TRANGE(h, lo, c)
+        tr[0] = h[0] - lo[0]
+        return tr
     tr = h - lo
     if len(c) > 1:
         prev = c[:-1]
@@ -207,19 +327,13 @@ def true_range(high: Any, low: Any, close: Any) -> np.ndarray:
 def atr(high: Any, low: Any, close: Any, window: int = 14) -> np.ndarray:
     """Wilder's average true range: the mean of the first ``window`` true ranges, then
     ``atr[t] = (atr[t-1] * (window - 1) + tr[t]) / window``. NaN before bar ``window - 1``."""
-    from scipy.signal import lfilter
-
     window = _check_window(window)
     tr = true_range(high, low, close)
     out = _nan_like(tr)
     if len(tr) < window:
         return out
     seed = tr[:window].mean()
-    out[window - 1] = seed
-    if len(tr) > window:
-        k = (window - 1.0) / window
-        y, _ = lfilter([1.0 / window], [1.0, -k], tr[window:], zi=[k * seed])
-        out[window:] = y
+    out[window - 1 :] = _smooth(tr[window - 1 :], 1.0 / window, seed)
     return out
 
 
@@ -259,8 +373,18 @@ def roc(close: Any, window: int = 12) -> np.ndarray:
 
 
 def log_returns(close: Any) -> np.ndarray:
-    """log(close[t] / close[t-1]); NaN on the first bar. (``ta``'s daily_log_return is x100.)"""
+    """log(close[t] / close[t-1]); NaN on the first bar. (``ta``'s daily_log_return is x100.)
+
+    Raises:
+        ValueError: a price is zero or negative (its log is undefined), naming the first such bar.
+    """
     c = _arr(close, "close")
+    bad = np.flatnonzero(c <= 0)  # NaN compares False: missing bars stay NaN
+    if len(bad):
+        raise ValueError(
+            f"log returns need positive prices: close[{bad[0]}] = {c[bad[0]]!r} ({len(bad)} bar(s) <= 0); "
+            "clean the series or use roc for a signed series"
+        )
     out = _nan_like(c)
     if len(c) > 1:
         lc = np.log(c)

@@ -97,9 +97,13 @@ class Normalizer(nn.Module):
     ``state_dict`` and therefore of every checkpoint and exported model. Until it is fit it is
     the identity (``fitted`` is False), so an unfitted model is visible, not silently wrong.
 
+    A feature whose training standard deviation is (numerically) zero is only centred (its std
+    is set to 1, as scikit-learn's ``StandardScaler`` does) and named in a warning: flooring the std
+    at a tiny value would turn any change of that feature at inference into values of ~1e8.
+
     Args:
         num_features: ``F``.
-        eps: floor for the standard deviation (constant features).
+        eps: a std below ``eps * max(1, |mean|)`` counts as constant.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-8) -> None:
@@ -120,8 +124,20 @@ class Normalizer(nn.Module):
             raise ValueError(f"expected {self.mean.numel()} features, got {rows.shape[-1]}")
         if not np.isfinite(rows).all():
             raise ValueError("normalisation statistics: the training values contain NaN/inf")
-        self.mean.copy_(torch.as_tensor(rows.mean(axis=0), dtype=self.mean.dtype))
-        self.std.copy_(torch.as_tensor(np.maximum(rows.std(axis=0), self.eps), dtype=self.std.dtype))
+        mean, std = rows.mean(axis=0), rows.std(axis=0)
+        constant = std <= self.eps * np.maximum(1.0, np.abs(mean))
+        if constant.any():
+            import warnings
+
+            idx = np.flatnonzero(constant)
+            warnings.warn(
+                f"Normalizer: feature(s) {idx[:10].tolist()} are constant in the training values; they are only "
+                "centred (std 1), so they carry no signal the model learnt from",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
+        self.std.copy_(torch.as_tensor(np.where(constant, 1.0, std), dtype=self.std.dtype))
         self.fitted.fill_(True)
         return self
 

@@ -252,10 +252,11 @@ class PreBitDataModule(TableDataModule):
 
     def __init__(self, days: PreBitDays, batch_size: int = 64, num_workers: int = 0, seed: int | None = None) -> None:
         self.days = days
+        sources = {**{s: Period(days, [s]) for s in SPLITS}, "predict": Period(days, ["val", "test"])}
         super().__init__(
-            **{s: Period(days, [s]) for s in SPLITS}, predict=Period(days, ["val", "test"]), inputs=days.inputs,
-            target=["extreme_up", "extreme_down"], meta=["date", "split", "close", "next_return", "extreme_up",
-            "extreme_down"], batch_size=batch_size, num_workers=num_workers, seed=seed,
+            sources=sources, inputs=days.inputs, target=["extreme_up", "extreme_down"], batch_size=batch_size,
+            meta=["date", "split", "close", "next_return", "extreme_up", "extreme_down"], num_workers=num_workers,
+            seed=seed,
         )  # fmt: skip
 
     def setup(self, stage: str | None = None) -> None:

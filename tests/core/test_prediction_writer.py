@@ -1,4 +1,4 @@
-"""polymodal.callbacks.PredictionWriter: formats by output type, meta columns, after-fit predictions, the CLI."""
+"""polymodal.callbacks.PredictionWriter additions for issue 13: the batch's meta columns, predicting after fit."""
 
 from __future__ import annotations
 
@@ -10,76 +10,87 @@ import pytest
 import torch
 
 from polymodal.callbacks import PredictionWriter
-from polymodal.cli import main
+from polymodal.contracts import Batch
 
 
-def written(tmp_path, parts, output=None):
-    writer = PredictionWriter(None if output is None else str(tmp_path / output))
-    writer.parts = parts
-    return writer.write(SimpleNamespace(default_root_dir=str(tmp_path), is_global_zero=True))
+def trainer(tmp_path, loader=()):
+    return SimpleNamespace(
+        default_root_dir=str(tmp_path),
+        is_global_zero=True,
+        datamodule=SimpleNamespace(predict_dataloader=lambda: loader),
+    )
+
+
+def batch(meta: dict, n: int) -> Batch:
+    return Batch(inputs={"x": {"v": torch.arange(n, dtype=torch.float32)}}, meta=meta)
 
 
 @pytest.mark.parametrize(
-    ("parts", "output", "name", "expected"),
+    ("outputs", "metas", "columns"),
     [
-        (  # heads: one column per head, meta first, rows of every batch in order
-            [
-                ({"up": torch.tensor([0.1, 0.2])}, {"date": ["d1", "d2"]}),
-                ({"up": torch.tensor([0.3])}, {"date": ["d3"]}),
-            ],
-            None,
-            "predictions.csv",
-            {"date": ["d1", "d2", "d3"], "up": [0.1, 0.2, 0.3]},
+        (  # heads after the meta columns, rows of every batch in order
+            [{"up": torch.tensor([0.1, 0.2])}, {"up": torch.tensor([0.3])}],
+            [{"date": ["d1", "d2"], "split": ["val", "val"]}, {"date": ["d3"], "split": ["test"]}],
+            {"date": ["d1", "d2", "d3"], "split": ["val", "val", "test"], "up": [0.1, 0.2, 0.3]},
         ),
-        (  # a vector head (softmax over 2 classes) -> <head>_<j>
-            [({"cls": torch.tensor([[0.25, 0.75]])}, {})],
-            "p.parquet",
-            "p.parquet",
+        (  # no meta: the head columns only
+            [{"cls": torch.tensor([[0.25, 0.75]])}],
+            [{}],
             {"cls_0": [0.25], "cls_1": [0.75]},
         ),
     ],
 )
-def test_tables(tmp_path, parts, output, name, expected):
-    path = written(tmp_path, parts, output)
-    assert path == tmp_path / name and path.stat().st_mode & 0o044  # readable by others, like any result file
-    frame = pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
-    assert list(frame.columns) == list(expected)
-    for column, values in expected.items():
-        assert frame[column].tolist() == pytest.approx(values) if column != "date" else frame[column].tolist() == values
+def test_meta_columns_come_first(tmp_path, outputs, metas, columns):
+    writer = PredictionWriter()
+    t = trainer(tmp_path)
+    writer.on_predict_start(t, None)
+    for i, (out, meta) in enumerate(zip(outputs, metas)):
+        writer.write_on_batch_end(t, None, out, None, batch(meta, len(next(iter(out.values())))), i, 0)
+    writer.on_predict_end(t, None)
+    frame = pd.read_csv(tmp_path / "predictions.csv")
+    assert list(frame.columns) == list(columns)
+    for name, values in columns.items():
+        got = frame[name].tolist()
+        assert got == values if isinstance(values[0], str) else got == pytest.approx(values)
 
 
-@pytest.mark.parametrize(
-    ("parts", "shape"),
-    [
-        ([(torch.ones(2, 3), {}), (torch.zeros(1, 3), {})], (3, 3)),  # one embedding column
-        ([([torch.ones(2, 3), torch.zeros(2, 3)], {})], (2, 2, 3)),  # one per input column: (K, N, D)
-    ],
-)
-def test_arrays(tmp_path, parts, shape):
-    path = written(tmp_path, parts)
-    assert path.name == "predictions.npy" and np.load(path).shape == shape
+def test_arrays_ignore_meta(tmp_path):
+    writer = PredictionWriter()
+    t = trainer(tmp_path)
+    writer.on_predict_start(t, None)
+    writer.write_on_batch_end(t, None, torch.ones(2, 3), None, batch({"id": ["a", "b"]}, 2), 0, 0)
+    writer.on_predict_end(t, None)
+    assert np.load(tmp_path / "predictions.npy").shape == (2, 3)
 
 
-def test_no_batches_writes_nothing(tmp_path, capsys):
-    assert written(tmp_path, []) is None and "nothing written" in capsys.readouterr().out
-    assert not list(tmp_path.iterdir())
+class Doubler(torch.nn.Module):
+    """The part of a System the writer uses: predict_step, transfer_batch_to_device, train/eval."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Dropout(0.5)
+        self.seen_training: list[bool] = []
+
+    @property
+    def device(self):
+        return torch.device("cpu")
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        return batch
+
+    def predict_step(self, batch, batch_idx):
+        self.seen_training.append(self.training)
+        return {"y": self.layer(batch.inputs["x"]["v"]) * 2}
 
 
-def test_polymodal_predict_writes_the_table(tmp_path):
-    out = tmp_path / "emb.csv"
-    main(
-        [
-            "predict",
-            "--config",
-            "recipes/sbert/tiny.yaml",
-            f"--trainer.default_root_dir={tmp_path}",
-            "--data.init_args.predict=package://sbert/data/stsb_dev_sample.tsv.gz",
-            "--data.init_args.meta=[score]",
-            "--trainer.callbacks+=polymodal.callbacks.PredictionWriter",
-            f"--trainer.callbacks.output={out}",
-        ]
-    )
-    frame = pd.read_csv(out)
-    source = pd.read_csv("recipes/sbert/data/stsb_dev_sample.tsv.gz", sep="\t")
-    assert len(frame) == len(source) and frame["score"].tolist() == pytest.approx(source["score"].tolist())
-    assert frame.columns[1] == "sentence1_0" and any(c.startswith("sentence2_") for c in frame.columns)
+@pytest.mark.parametrize("after_fit", [True, False])
+def test_after_fit_predicts_the_predict_split_in_eval_mode(tmp_path, after_fit):
+    loader = [batch({"id": ["a", "b"]}, 2), batch({"id": ["c"]}, 1)]
+    module = Doubler().train()
+    PredictionWriter(after_fit=after_fit).on_fit_end(trainer(tmp_path, loader), module)
+    if not after_fit:
+        assert not (tmp_path / "predictions.csv").exists() and module.seen_training == []
+        return
+    frame = pd.read_csv(tmp_path / "predictions.csv")
+    assert frame.to_dict("list") == {"id": ["a", "b", "c"], "y": [0.0, 2.0, 0.0]}  # dropout off: eval mode
+    assert module.seen_training == [False, False] and module.training  # train mode restored afterwards

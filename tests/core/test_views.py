@@ -38,10 +38,11 @@ TEXTS = pd.DataFrame({"a": ["x", " y ", None, "x"], "b": ["z", "", "y", "w"], "l
 
 
 def test_views_are_distinct_nonempty_values():
-    df = Views(Frame(TEXTS), ["a", "b"]).read()
+    df = Views(source=Frame(TEXTS), columns=["a", "b"]).read()
     assert list(df.columns) == ["anchor", "positive"] and df["anchor"].tolist() == ["x", "y", "z", "w"]
     assert (df["anchor"] == df["positive"]).all()
-    assert Views(Frame(TEXTS), ["a"], names=["q", "d"], max_rows=1).read().to_dict("list") == {"q": ["x"], "d": ["x"]}
+    two = Views(["a"], source=Frame(TEXTS), names=["q", "d"], max_rows=1).read()
+    assert two.to_dict("list") == {"q": ["x"], "d": ["x"]}
 
 
 @pytest.mark.parametrize(
@@ -51,16 +52,17 @@ def test_views_are_distinct_nonempty_values():
         ({"columns": []}, ValueError, "at least one column"),
         ({"columns": ["a"], "names": ["anchor", "anchor"]}, ValueError, "two distinct output columns"),
         ({"columns": ["label"]}, ValueError, "no non-empty values in columns"),
+        ({"columns": ["a"], "path": "t.csv"}, ValueError, "exactly one of path"),
     ],
 )
 def test_views_bad_settings(kwargs, error, message):
     with pytest.raises(error, match=message):
-        Views(Frame(TEXTS), **kwargs).read()
+        Views(source=Frame(TEXTS), **kwargs).read()
 
 
 def module(seed=5, **kw) -> ViewsDataModule:
     dm = ViewsDataModule(
-        train=Views(Frame(TEXTS), ["a", "b"]),
+        sources={"train": Views(source=Frame(TEXTS), columns=["a", "b"]), **kw.pop("sources", {})},
         inputs=["anchor", "positive"],
         augment={"positive": Tag()},
         seed=seed,
@@ -93,7 +95,7 @@ def test_views_redrawn_per_epoch_and_replayed_on_resume():
 
 
 def test_only_training_values_are_augmented_and_statistics_see_raw_values():
-    dm = module(val=Views(Frame(TEXTS), ["a"]))
+    dm = module(sources={"val": Views(source=Frame(TEXTS), columns=["a"])})
     val = dm.load_split("val")
     assert not isinstance(val, AugmentedRows) and val[0][0] == {"anchor": "x", "positive": "x"}
     train = dm.load_split("train")
@@ -102,11 +104,13 @@ def test_only_training_values_are_augmented_and_statistics_see_raw_values():
 
 
 def test_augment_must_name_an_input_column_and_be_callable():
-    dm = ViewsDataModule(train=Views(Frame(TEXTS), ["a"]), inputs=["anchor"], augment={"positive": Tag()})
+    dm = ViewsDataModule(
+        sources={"train": Views(source=Frame(TEXTS), columns=["a"])}, inputs=["anchor"], augment={"positive": Tag()}
+    )
     with pytest.raises(ValueError, match=r"data.augment names \['positive'\]"):
         dm.load_split("train")
     with pytest.raises(TypeError, match="must be callable"):
-        ViewsDataModule(train=Views(Frame(TEXTS), ["a"]), inputs=["anchor"], augment={"anchor": 3})
+        ViewsDataModule(sources={"train": Views(["a"], source=Frame(TEXTS))}, inputs=["anchor"], augment={"anchor": 3})
 
 
 def test_perturber_is_an_augmentation():

@@ -311,6 +311,59 @@ def test_real_btc_files_load_and_align(shared_data):
     assert feats.shape[0] == len(btc) and feats["rsi"].iloc[20:].between(0, 100).all()
 
 
+# ------------------------------------------------------------ backends: TA-Lib vs pure numpy
+def _all_outputs(c, h, lo, v):
+    out = {"sma": ind.sma(c, 20), "ema": ind.ema(c, 20), "rsi": ind.rsi(c, 14), "roc": ind.roc(c, 12)}
+    out.update(ind.macd(c))
+    out.update(ind.bollinger(c))
+    out.update(ind.stochastic(h, lo, c))
+    out.update(atr=ind.atr(h, lo, c, 14), obv=ind.obv(c, v), rv=ind.realized_volatility(c, 20))
+    out.update(wilder_long=ind.ema(c, 199), min3=ind._rolling(lo, 3, "min"), max4=ind._rolling(h, 4, "max"))
+    return out
+
+
+@pytest.fixture()
+def backend():
+    yield ind.set_backend
+    ind.set_backend("auto")
+
+
+@pytest.mark.parametrize("holes", [False, True])
+def test_talib_backend_equals_numpy_backend(backend, holes):
+    pytest.importorskip("talib")
+    c, h, lo, v = _walk(5000, seed=3)
+    if holes:  # leading and interior NaN: TA-Lib would carry them forward, so these inputs use numpy
+        c, h = c.copy(), h.copy()
+        c[:5], c[2000], h[3000] = np.nan, np.nan, np.nan
+    backend("numpy")
+    assert ind.active_backend() == "numpy"
+    ref = _all_outputs(c, h, lo, v)
+    backend("talib")
+    assert ind.active_backend() == "talib"
+    got = _all_outputs(c, h, lo, v)
+    for name in ref:
+        np.testing.assert_array_equal(np.isnan(got[name]), np.isnan(ref[name]), err_msg=name)
+        ok = np.isfinite(ref[name])
+        if not ok.any():
+            continue
+        scale = np.maximum(1.0, np.abs(ref[name][ok]))
+        assert np.max(np.abs(got[name][ok] - ref[name][ok]) / scale) < 1e-9, name
+
+
+def test_backend_falls_back_without_talib(backend, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "talib", None)  # import talib -> ImportError
+    backend("auto")
+    assert ind.active_backend() == "numpy"
+    c, h, lo, v = _walk(300)
+    assert np.isfinite(ind.rsi(c)[14:]).all()
+    with pytest.raises(ImportError, match="pip install TA-Lib"):
+        backend("talib")
+    with pytest.raises(ValueError, match="'auto', 'talib' or 'numpy'"):
+        backend("fast")
+
+
 @pytest.mark.parametrize("fn", ["mean", "std", "min", "max", "sum"])
 def test_public_rolling_matches_pandas(fn):
     from polymodal.plugins.timeseries.indicators import rolling

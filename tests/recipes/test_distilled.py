@@ -68,7 +68,7 @@ def test_embedding_model_folder_refuses_foreign_model_class(tmp_path):
     cfg = json.loads((tmp_path / "ce" / "polymodal.json").read_text())
     cfg["model_class"] = "os.system"
     (tmp_path / "ce" / "polymodal.json").write_text(json.dumps(cfg))
-    with pytest.raises(TypeError, match="not a polymodal EmbeddingModel"):
+    with pytest.raises(ValueError, match="'model_class' names 'os.system', which is not a registered model class"):
         EmbeddingModel.from_folder(tmp_path / "ce")
 
 

@@ -233,7 +233,7 @@ def test_phrasebank_split_is_stratified_and_disjoint(shared_data):
 
     bank = PhraseBank(str(shared_data / "fin_sentiment" / "fpb_sentences_50Agree.tsv.gz"))
     split = {"sizes": [0.8, 0.1, 0.1], "key": "sentence", "method": "stratified", "stratify": "label"}
-    parts = {s: Split(bank, part=s, **split).read() for s in ("train", "val", "test")}
+    parts = {s: Split(source=bank, part=s, **split).read() for s in ("train", "val", "test")}
     sets = {s: set(df["sentence"]) for s, df in parts.items()}
     assert not (sets["train"] & sets["test"]) and not (sets["train"] & sets["val"]) and not (sets["val"] & sets["test"])
     # 4,838 unique sentences; core13's stratified split can drop up to one sentence per class when the per-class
