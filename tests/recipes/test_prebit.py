@@ -271,3 +271,21 @@ def test_every_prebit_config_parses(name, repo, capsys):
     if name != "finance_minilm":
         assert printed["trainer"]["callbacks"][-1]["init_args"]["after_fit"] is True
         assert [t["target"] for t in printed["model"]["init_args"]["tasks"]] == ["extreme_up", "extreme_down"]
+
+
+def test_sweep_chains_the_text_models_to_the_finance_encoder_export(tmp_path, capsys):
+    from polymodal.cli import main
+    from polymodal.experiments import load_sweep, run_command
+
+    sweep = load_sweep("recipes/prebit/sweep.yaml")
+    runs = {r.name: r for r in sweep.runs}
+    assert list(runs)[0] == "finance-minilm" and all(r.test for r in sweep.runs)  # the encoder first
+    with pytest.raises(SystemExit):
+        main([*run_command(runs["finance-minilm"], 0, str(tmp_path)), "--print_config"])
+    export = yaml.safe_load(capsys.readouterr().out)["trainer"]["callbacks"][-1]
+    assert export["class_path"].endswith("ExportModel")
+    for name in ("text", "fused", "text-lag1"):
+        assert f"--data.init_args.days.init_args.text_model={export['init_args']['dirpath']}" in run_command(
+            runs[name], 0, str(tmp_path)
+        )
+    assert "--data.init_args.days.init_args.text_model=minilm-l6" in run_command(runs["text-minilm"], 0, "x")
