@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -79,7 +80,8 @@ class ExportModel(pl.Callback):
 
             state = AtomicCheckpointIO().load_checkpoint(best_path, map_location="cpu")["state_dict"]
             pl_module.load_state_dict(state)  # every rank, so they agree afterwards
-            which = f"best checkpoint {Path(best_path).name} ({ckpt.monitor}={float(ckpt.best_model_score):.4f})"
+            monitor, score = getattr(ckpt, "monitor", None), float(getattr(ckpt, "best_model_score", float("nan")))
+            which = f"best checkpoint {Path(best_path).name} ({monitor}={score:.4f})"
         if trainer.is_global_zero:
             target = Path(self.dirpath or Path(trainer.default_root_dir) / "model")
             pl_module.inference_model(self.column, tower=self.tower, head=self.head).save(target)
@@ -252,11 +254,13 @@ class ProgressLog(pl.Callback):
     Lightning's bars redraw one terminal line with ``\\r``; written to a file they show nothing
     for minutes and then everything at once. This callback prints ordinary lines instead:
     ``polymodal: fit epoch 1/3 batch 120/400 (30%) step 120 | train/loss 0.4213 | 3.1 it/s |
-    elapsed 38s, eta 1m30s`` plus one line per validation with its metrics. The CLI adds it to
-    every run and turns the bar off when stdout is not a terminal.
+    elapsed 38s, eta 1m30s`` plus one line per validation with its metrics. A timer thread prints
+    them on the clock, so a batch slower than ``every_s`` still shows the run is alive
+    (``every_s <= 0`` prints after every batch instead). The CLI adds it to every run and turns
+    the bar off when stdout is not a terminal.
 
     Args:
-        every_s: seconds between lines (``POLYMODAL_PROGRESS_SECONDS`` overrides the default).
+        every_s: seconds between lines (``POLYMODAL_PROGRESS_SECONDS`` overrides the default 10).
         when: ``"auto"`` prints when stdout is not a terminal or the run has no progress bar;
             ``"always"`` / ``"never"``.
     """
@@ -267,8 +271,11 @@ class ProgressLog(pl.Callback):
         self.every_s = float(every_s if every_s is not None else os.environ.get("POLYMODAL_PROGRESS_SECONDS", 10))
         self.when = when
         self.lines = 0
-        self._start = self._last = 0.0
+        self._start = 0.0
         self._seen = 0
+        self._pos: tuple[str, int, Any] | None = None  # (stage, batch index, total batches) of the last batch
+        self._stop: threading.Event | None = None
+        self._thread: threading.Thread | None = None
 
     def _active(self, trainer: pl.Trainer) -> bool:
         if self.when != "auto":
@@ -281,19 +288,44 @@ class ProgressLog(pl.Callback):
         print(f"polymodal: {text}", flush=True)
 
     def _begin(self, trainer: pl.Trainer, stage: str, total: Any) -> None:
-        self._start = self._last = time.monotonic()
-        self._seen = 0
-        if self._active(trainer):
-            n = _total_batches(total)
-            self._emit(f"{stage} started" + (f": {n} batches" + (" per epoch" if stage == "fit" else "") if n else ""))
-
-    def _tick(self, trainer: pl.Trainer, stage: str, batch_idx: int, total: Any, metrics: str = "") -> None:
-        self._seen += 1
-        now = time.monotonic()
-        if now - self._last < self.every_s or not self._active(trainer):
+        self._end()
+        self._start = time.monotonic()
+        self._seen, self._pos = 0, None
+        if not self._active(trainer):
             return
-        self._last = now
-        elapsed = now - self._start
+        n = _total_batches(total)
+        self._emit(f"{stage} started" + (f": {n} batches" + (" per epoch" if stage == "fit" else "") if n else ""))
+        if self.every_s > 0:
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._clock, args=(trainer,), name="polymodal-progress", daemon=True)
+            self._thread.start()
+
+    def _clock(self, trainer: pl.Trainer) -> None:
+        assert self._stop is not None
+        while not self._stop.wait(self.every_s):
+            if self._pos is not None:
+                try:
+                    self._emit(self._line(trainer))
+                except Exception:  # noqa: BLE001 - a progress line must never break training
+                    continue
+
+    def _end(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        self._stop = self._thread = None
+
+    def _tick(self, trainer: pl.Trainer, stage: str, batch_idx: int, total: Any) -> None:
+        self._seen += 1
+        self._pos = (stage, batch_idx, total)
+        if self.every_s <= 0 and self._active(trainer):
+            self._emit(self._line(trainer))
+
+    def _line(self, trainer: pl.Trainer) -> str:
+        assert self._pos is not None
+        stage, batch_idx, total = self._pos
+        elapsed = time.monotonic() - self._start
         n = _total_batches(total)
         parts = [stage]
         if stage == "fit":
@@ -302,31 +334,31 @@ class ProgressLog(pl.Callback):
         parts.append(f"batch {batch_idx + 1}" + (f"/{n} ({100 * (batch_idx + 1) / n:.0f}%)" if n else ""))
         if stage == "fit":
             parts.append(f"step {trainer.global_step}")
+            if getattr(trainer, "validating", False) or getattr(trainer, "sanity_checking", False):
+                parts.append("(validating)")
         line = " ".join(parts)
-        if metrics:
+        if metrics := self._metrics(trainer, "train" if stage == "fit" else stage):
             line += f" | {metrics}"
         rate = self._seen / elapsed if elapsed > 0 else 0.0
         line += f" | {rate:.2f} it/s | elapsed {_fmt_seconds(elapsed)}"
-        if n and rate > 0 and stage != "fit":
-            line += f", eta {_fmt_seconds((n - batch_idx - 1) / rate)}"
-        elif n and rate > 0 and stage == "fit":
+        if n and rate > 0:
             left = n - batch_idx - 1
-            if trainer.max_epochs and trainer.max_epochs > 0:
+            if stage == "fit" and trainer.max_epochs and trainer.max_epochs > 0:
                 left += n * (trainer.max_epochs - trainer.current_epoch - 1)
-            if trainer.max_steps and trainer.max_steps > 0:
+            if stage == "fit" and trainer.max_steps and trainer.max_steps > 0:
                 left = min(left, trainer.max_steps - trainer.global_step)
             eta = max(left, 0) / rate
-            timer = next((cb for cb in trainer.callbacks if type(cb).__name__ == "Timer"), None)
+            timer = next((cb for cb in trainer.callbacks if type(cb).__name__ == "Timer"), None)  # type: ignore[attr-defined]
             remaining = timer.time_remaining() if timer is not None else None  # --trainer.max_time
             if remaining is not None:
                 eta = min(eta, max(remaining, 0.0))
             line += f", eta {_fmt_seconds(eta)}"
-        self._emit(line)
+        return line
 
     @staticmethod
     def _metrics(trainer: pl.Trainer, prefix: str) -> str:
         out = []
-        for key, value in sorted(trainer.callback_metrics.items()):
+        for key, value in sorted(dict(trainer.callback_metrics).items()):
             if key.startswith(prefix) and (v := _scalar(value)) is not None:
                 out.append(f"{key} {v:.4g}")
         return ", ".join(out[:6])
@@ -336,7 +368,7 @@ class ProgressLog(pl.Callback):
         self._begin(trainer, "fit", trainer.num_training_batches)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        self._tick(trainer, "fit", batch_idx, trainer.num_training_batches, self._metrics(trainer, "train"))
+        self._tick(trainer, "fit", batch_idx, trainer.num_training_batches)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or not self._active(trainer) or trainer.state.fn != "fit":
@@ -345,8 +377,15 @@ class ProgressLog(pl.Callback):
         self._emit(f"validation at step {trainer.global_step}" + (f": {metrics}" if metrics else ""))
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._end()
         if self._active(trainer):
             self._emit(f"fit done: {trainer.global_step} steps in {_fmt_seconds(time.monotonic() - self._start)}")
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._end()
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._end()
 
     # evaluation / prediction
     def on_predict_start(self, trainer, pl_module) -> None:
@@ -355,15 +394,29 @@ class ProgressLog(pl.Callback):
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0):
         self._tick(trainer, "predict", batch_idx, trainer.num_predict_batches)
 
+    def on_predict_end(self, trainer, pl_module) -> None:
+        self._end()
+
     def on_test_start(self, trainer, pl_module) -> None:
         self._begin(trainer, "test", trainer.num_test_batches)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0):
         self._tick(trainer, "test", batch_idx, trainer.num_test_batches)
 
+    def on_test_end(self, trainer, pl_module) -> None:
+        self._end()
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if trainer.state.fn == "validate":
+            self._begin(trainer, "validate", trainer.num_val_batches)
+
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0):
         if trainer.state.fn == "validate":
             self._tick(trainer, "validate", batch_idx, trainer.num_val_batches)
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.state.fn == "validate":
+            self._end()
 
 
 # ----------------------------------------------------------------------------- metrics, curves, summary
@@ -487,7 +540,7 @@ def draw_curves(frame, target: str | os.PathLike[str], title: str = "") -> Path:
 
 def _run_dir(trainer: pl.Trainer) -> Path:
     """The folder the exported model goes into (its parent), else the trainer's root dir."""
-    for cb in trainer.callbacks:
+    for cb in trainer.callbacks:  # type: ignore[attr-defined]
         if isinstance(cb, ExportModel) and cb.dirpath:
             return Path(cb.dirpath).parent
     return Path(trainer.default_root_dir)
@@ -511,14 +564,16 @@ class MetricsReport(pl.Callback):
     def __init__(self, dirpath: str | None = None, plot: bool = True) -> None:
         self.dirpath = dirpath
         self.plot = plot
-        self.rows: list[dict[str, float]] = []
+        self.rows: list[dict[str, Any]] = []
         self.written: dict[str, Path] = {}
 
     def _record(self, trainer: pl.Trainer, keep) -> None:
-        row: dict[str, float] = {}
+        # Keep the (detached, on-device) scalars as they are: converting with .item() here would
+        # synchronise the GPU every step. They become floats once, in frame().
+        row: dict[str, Any] = {}
         for key, value in trainer.callback_metrics.items():
-            if keep(key) and (v := _scalar(value)) is not None:
-                row[key] = v
+            if keep(key) and getattr(value, "numel", lambda: 1)() == 1:
+                row[key] = value.detach().clone() if hasattr(value, "detach") else value
         if row:
             self.rows.append({"epoch": float(trainer.current_epoch), "step": float(trainer.global_step), **row})
 
@@ -535,7 +590,8 @@ class MetricsReport(pl.Callback):
     def frame(self):
         import pandas as pd
 
-        frame = pd.DataFrame(self.rows)
+        rows = [{k: (v if k in ("epoch", "step") else _scalar(v)) for k, v in r.items()} for r in self.rows]
+        frame = pd.DataFrame(rows)
         if frame.empty:
             return frame
         metrics = sorted(c for c in frame.columns if c not in ("epoch", "step"))
@@ -596,7 +652,7 @@ def weights_source(trainer: pl.Trainer, model_config: Any, ckpt_path: str | None
     """
     if ckpt_path:
         return f"checkpoint {ckpt_path}"
-    for cb in trainer.callbacks:
+    for cb in trainer.callbacks:  # type: ignore[attr-defined]
         if isinstance(cb, LoadEncoderWeights) or getattr(cb, "loads_weights", False):
             return f"{type(cb).__name__}({getattr(cb, 'path', '')})"
     try:
@@ -625,9 +681,9 @@ class PredictionWriter(BasePredictionWriter):
     """Write what ``predict_step`` returns to one file and say where.
 
     By type of the per-batch output: a tensor -> ``.npy`` (rows concatenated); a list/tuple of
-    tensors (one per input column, e.g. ContrastiveSystem embeddings) -> one ``.npy`` holding
+    tensors (one per input column, e.g. a bi-encoder System's embeddings) -> one ``.npy`` holding
     ``(K, N, D)`` when the shapes agree, else ``.npz`` with ``output_0``...; a dict of tensors
-    (PredictionSystem: probabilities or values per head) -> a table, ``.csv`` or ``.parquet``
+    (a System with heads: probabilities or values per head) -> a table, ``.csv`` or ``.parquet``
     (chosen by ``output``'s suffix), one column per head (``head_0``, ``head_1``... for vectors), after the
     batch's ``meta`` columns (ids, dates, reference values: :class:`~polymodal.contracts.Batch`).
 
@@ -740,7 +796,7 @@ class PredictionWriter(BasePredictionWriter):
                         what = f"array {tuple(data.shape)}"
                         what += " (one slice per input column)" if len(arrays) > 1 else ""
                     else:
-                        np.savez(fh, **{f"output_{i}": a for i, a in enumerate(arrays)})
+                        np.savez(fh, **{f"output_{i}": a for i, a in enumerate(arrays)})  # type: ignore[arg-type]
                         what = ", ".join(f"output_{i} {tuple(a.shape)}" for i, a in enumerate(arrays))
         self.path = target
         print(f"polymodal: wrote predictions, {what}, to {target}")

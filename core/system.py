@@ -22,7 +22,7 @@ import fnmatch
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pytorch_lightning as pl
 import torch
@@ -164,9 +164,9 @@ class Step:
     def head(self, name: str) -> Tensor:
         """The named head's output on its columns' embeddings (computed once)."""
         if name not in self._heads:
-            head = self.system.heads[name] if name in self.system.heads else None
-            if head is None:
+            if name not in self.system.heads:
                 raise KeyError(f"no head {name!r}; heads: {sorted(self.system.heads)}")
+            head = cast(Head, self.system.heads[name])
             self._heads[name] = head(self.embeddings(head.columns))  # columns None: every input column
         return self._heads[name]
 
@@ -283,7 +283,7 @@ class System(SafeCheckpointLoading, pl.LightningModule):
         self.objectives = nn.ModuleDict(
             {k: v if isinstance(v, Objective) else EmbeddingLoss(v) for k, v in raw.items()}
         )
-        for name, objective in self.objectives.items():
+        for name, objective in self._objectives():
             objective.name = name
             if isinstance(objective, HeadLoss) and objective.head not in self.heads:
                 raise ValueError(f"objective {name!r} reads head {objective.head!r}; heads: {sorted(self.heads)}")
@@ -309,6 +309,13 @@ class System(SafeCheckpointLoading, pl.LightningModule):
         self.init_from = init_from
         if init_from:
             self.load_weights(init_from)
+
+    # ------------------------------------------------------------------ parts
+    def _objectives(self) -> list[tuple[str, Objective]]:
+        return [(k, cast(Objective, v)) for k, v in self.objectives.items()]
+
+    def _metric_items(self) -> list[tuple[str, StepMetric]]:
+        return [(k, cast(StepMetric, v)) for k, v in self.metrics.items()]
 
     # ---------------------------------------------------------------- routing
     def tower_name(self, column: str) -> str:
@@ -433,15 +440,16 @@ class System(SafeCheckpointLoading, pl.LightningModule):
 
     def _frozen_modules(self) -> list[nn.Module]:
         """Top-most submodules whose every parameter is frozen."""
-        out: list[nn.Module] = []
-        covered: set[str] = set()
+        return [module for _, module in self._frozen_named()]
+
+    def _frozen_named(self) -> list[tuple[str, nn.Module]]:
+        out: list[tuple[str, nn.Module]] = []
         for name, module in self.named_modules():
-            if not name or any(name.startswith(c + ".") for c in covered):
+            if not name or any(name.startswith(c + ".") for c, _ in out):
                 continue
             params = list(module.parameters())
             if params and not any(p.requires_grad for p in params):
-                out.append(module)
-                covered.add(name)
+                out.append((name, module))
         return out
 
     def train(self, mode: bool = True) -> System:
@@ -464,13 +472,13 @@ class System(SafeCheckpointLoading, pl.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
 
     def _trained_keys(self) -> set[str]:
+        """State-dict keys a ``save_frozen=False`` checkpoint keeps: trainable parameters and the buffers of
+        modules that are not fully frozen (batch-norm statistics of a trained part, ...)."""
         keys = {n for n, p in self.named_parameters() if p.requires_grad}
-        frozen = {id(m) for m in self._frozen_modules()}
-        for mname, module in self.named_modules():
-            if id(module) in frozen:
-                continue
-            for bname, _ in module.named_buffers(recurse=False):
-                keys.add(f"{mname}.{bname}" if mname else bname)
+        frozen = [name for name, _ in self._frozen_named()]
+        for bname, _ in self.named_buffers():
+            if not any(bname == f or bname.startswith(f + ".") for f in frozen):
+                keys.add(bname)
         return keys
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -504,7 +512,7 @@ class System(SafeCheckpointLoading, pl.LightningModule):
     # ------------------------------------------------------------------ steps
     def _objectives_for(self, step: Step) -> list[Objective]:
         out = []
-        for objective in self.objectives.values():
+        for _, objective in self._objectives():
             if step.stage not in objective.stages:
                 continue
             columns, targets = objective.requires()
@@ -570,14 +578,14 @@ class System(SafeCheckpointLoading, pl.LightningModule):
     # ---------------------------------------------------------------- metrics
     def _metrics_for(self, step: Step) -> list[StepMetric]:
         out = []
-        for metric in self.metrics.values():
+        for _, metric in self._metric_items():
             if step.stage in metric.stages and metric.applies(step):
                 out.append(metric)
         return out
 
     def _log_metrics(self, stage: str) -> None:
         results: dict[str, float] = {}
-        for name, metric in self.metrics.items():
+        for name, metric in self._metric_items():
             if stage not in metric.stages or metric.update_count == 0:
                 continue
             values = metric.compute()
@@ -599,7 +607,7 @@ class System(SafeCheckpointLoading, pl.LightningModule):
         self._log_metrics("train")
 
     def on_validation_epoch_start(self) -> None:
-        for metric in self.metrics.values():
+        for _, metric in self._metric_items():
             metric.reset()
 
     on_test_epoch_start = on_validation_epoch_start

@@ -88,7 +88,7 @@ def test_error_while_building_a_class_is_one_line_from_the_console(tmp_path):
         text=True,
         cwd=REPO,
         env=env,
-        timeout=300,
+        timeout=900,
     )
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("Seed set")]
@@ -155,6 +155,24 @@ def test_progress_lines_in_a_non_tty_log(tiny_run):
     assert "polymodal: validation at step 4: val/loss" in tiny_run.out
     assert any(isinstance(cb, ProgressLog) for cb in tiny_run.cli.trainer.callbacks)
     assert not tiny_run.cli.trainer.progress_bar_callback, "no \\r-bar when stdout is not a terminal"
+
+
+def test_progress_lines_come_on_the_clock_even_during_a_slow_batch(capsys):
+    import time
+
+    log = ProgressLog(every_s=0.1, when="always")
+    trainer = SimpleNamespace(
+        is_global_zero=True, max_epochs=1, current_epoch=0, global_step=1, max_steps=-1, callbacks=[],
+        callback_metrics={"train/loss": torch.tensor(0.5)}, validating=False, sanity_checking=False,
+        num_training_batches=10, progress_bar_callback=None,
+    )  # fmt: skip
+    log.on_train_start(trainer, None)
+    log.on_train_batch_end(trainer, None, None, None, 0)
+    time.sleep(0.6)  # the next batch takes 6 intervals
+    log.on_train_end(trainer, None)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "fit epoch 1/1 batch 1/10 (10%) step 1" in ln]
+    assert len(lines) >= 3 and "train/loss 0.5" in lines[0] and "eta" in lines[0]
+    assert log._thread is None, "the clock thread stops with the fit"
 
 
 def test_plot_redraws_from_metrics_csv(tiny_run, tmp_path, capsys):

@@ -160,6 +160,10 @@ class TableDataModule(pl.LightningDataModule):
             scores, validated on gold scores; or NLI triplets without a target, validated on STS scores). It
             keeps the training target's name, so objectives and metrics that name the target see it.
         meta: columns passed through unprocessed (ids, file names, reference texts).
+        classes: target column -> its class names in index order, for categorical labels written as text
+            (``{label: [entailment, neutral, contradiction]}``); a value not in the list is a bad value.
+        ranges: target column -> ``[low, high]`` its values must lie in (``{score: [0, 5]}`` for STS-B); a
+            value outside is a bad value instead of passing without a word.
         allow_missing_targets: keep rows whose target is empty (NaN: that row is left out of that target's
             loss); by default an empty target is a bad value.
         layout: named layout for header-less files given as plain paths (``"stsb"``).
@@ -192,6 +196,8 @@ class TableDataModule(pl.LightningDataModule):
         target: str | list[str] | None = None,
         eval_target: str | None = None,
         meta: list[str] | None = None,
+        classes: dict[str, list[str]] | None = None,
+        ranges: dict[str, list[float]] | None = None,
         allow_missing_targets: bool = False,
         layout: str | None = None,
         read_options: dict[str, Any] | None = None,
@@ -238,6 +244,14 @@ class TableDataModule(pl.LightningDataModule):
         self.targets = targets
         self.eval_target = eval_target
         self.meta = list(meta or [])
+        self.classes = {k: [str(c) for c in v] for k, v in (classes or {}).items()}
+        self.ranges = {k: (float(v[0]), float(v[1])) for k, v in (ranges or {}).items()}
+        for column, (low, high) in self.ranges.items():
+            if not low < high:
+                raise ValueError(f"ranges.{column}: need [low, high] with low < high, got {[low, high]}")
+        for column, names in self.classes.items():
+            if len(set(names)) != len(names) or len(names) < 2:
+                raise ValueError(f"classes.{column}: need at least two distinct class names, got {names}")
         self.allow_missing_targets = allow_missing_targets
         self.stratify = (stratify_bins, stratify_mode, float(stratify_alpha))
         self.batch_size = batch_size
@@ -322,13 +336,25 @@ class TableDataModule(pl.LightningDataModule):
             else:
                 key = self.targets[j]
             out = []
+            index = {name: float(k) for k, name in enumerate(self.classes.get(col, []))}
             for i, v in enumerate(df[col].tolist()):
+                if index:
+                    if str(v) in index:
+                        out.append(index[str(v)])
+                        continue
+                    if not (self.allow_missing_targets and _bad_value(v)):
+                        bad.append((i, col, f"{v!r:.40} is not one of the classes {self.classes[col]}"))
+                    out.append(float("nan"))
+                    continue
                 try:
                     f = float(v)
                     if math.isnan(f) and self.allow_missing_targets:
                         pass
                     elif not math.isfinite(f):
                         raise ValueError
+                    elif col in self.ranges and not self.ranges[col][0] <= f <= self.ranges[col][1]:
+                        low, high = self.ranges[col]
+                        bad.append((i, col, f"{f:g} is outside the declared range [{low:g}, {high:g}]"))
                 except (TypeError, ValueError):
                     bad.append((i, col, f"not a finite number: {v!r:.40}"))
                     f = float("nan")

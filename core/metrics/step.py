@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
@@ -76,6 +77,9 @@ class PairSimilarity(StepMetric):
         columns: the two input columns (default: the batch's first two).
         target: target name (default: the batch's only target).
     """
+
+    cos: list[Tensor]
+    gold: list[Tensor]
 
     def __init__(self, columns: Sequence[str] | None = None, target: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -167,6 +171,9 @@ class HeadMetrics(StepMetric):
         threshold: binary decision threshold.
         scale: regression / soft targets are divided by it (as in :class:`~polymodal.objectives.HeadLoss`).
     """
+
+    pred: list[Tensor]
+    gold: list[Tensor]
 
     def __init__(
         self,
@@ -268,6 +275,10 @@ class Retrieval(StepMetric):
         names: short names used in the keys (default: first letters of the columns, ``c2i_r1``).
     """
 
+    q: list[Tensor]
+    d: list[Tensor]
+    g: list[Tensor]
+
     def __init__(
         self,
         query: str,
@@ -317,6 +328,9 @@ class Perplexity(StepMetric):
 
     Keys: ``token_loss`` (mean NLL per predicted token) and ``ppl`` (its exponential).
     """
+
+    nll: Tensor
+    tokens: Tensor
 
     def __init__(self, objective: str = "lm", **kwargs: Any) -> None:
         super().__init__(**kwargs)

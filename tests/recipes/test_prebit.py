@@ -246,10 +246,9 @@ def test_phrasebank_split_is_stratified_and_disjoint(shared_data):
 def test_real_prebit_data_builds(shared_data, repo):
     cfg = yaml.safe_load((repo / "recipes" / "prebit" / "assets.yaml").read_text())["data"]["init_args"]["days"]
     cfg = cfg["init_args"]
-    root = shared_data.parent.parent
     for key in ("prices", "news"):
-        cfg[key] = str(root / cfg[key].removeprefix("../"))
-    cfg["assets"] = {k: str(root / v.removeprefix("../")) for k, v in cfg["assets"].items()}
+        cfg[key] = str(shared_data / cfg[key].removeprefix("data://"))
+    cfg["assets"] = {k: str(shared_data / v.removeprefix("data://")) for k, v in cfg["assets"].items()}
     cfg["inputs"] = ["candles", "assets"]
     days = PreBitDays(**cfg)
     df = days.frame()

@@ -1,0 +1,29 @@
+"""Every shipped recipe's ``tiny.yaml`` fits end to end on the CPU in seconds (the contract of a recipe folder)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from polymodal.cli import main
+from polymodal.recipes import recipe_root
+
+TINY = sorted(p.parent.name for p in recipe_root().glob("*/tiny.yaml"))
+
+
+def test_every_recipe_has_a_tiny_config():
+    from polymodal.recipes import recipes
+
+    assert set(TINY) == set(recipes()), "each recipe folder ships recipes/<name>/tiny.yaml"
+
+
+@pytest.mark.parametrize("recipe", TINY)
+def test_tiny_config_fits(recipe, tmp_path):
+    cli = main(["fit", "--config", f"recipes/{recipe}/tiny.yaml", f"--trainer.default_root_dir={tmp_path}"])
+    assert cli.trainer.state.finished and cli.trainer.global_step > 0
+    from polymodal.system import System
+
+    assert type(cli.model) is System  # a composition, not a fork
+    losses = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.endswith("loss")}
+    assert losses and all(math.isfinite(v) for v in losses.values()), losses
