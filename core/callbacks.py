@@ -790,23 +790,47 @@ class PredictionWriter(BasePredictionWriter):
     tensors (one per input column, e.g. a bi-encoder System's embeddings) -> one ``.npy`` holding
     ``(K, N, D)`` when the shapes agree, else ``.npz`` with ``output_0``...; a dict of tensors
     (a System with heads: probabilities or values per head) -> a table, ``.csv`` or ``.parquet``
-    (chosen by ``output``'s suffix), one column per head (``head_0``, ``head_1``... for vectors).
+    (chosen by ``output``'s suffix), one column per head (``head_0``, ``head_1``... for vectors), after the
+    batch's ``meta`` columns (ids, dates, reference values: :class:`~polymodal.contracts.Batch`).
 
     Args:
         output: the file; default ``<trainer.default_root_dir>/predictions.<ext>``.
+        after_fit: also predict the data module's ``predict`` split when fitting ends, with the weights the fit
+            ended with (``polymodal sweep`` only fits; the file then lies in each run's folder).
     """
 
-    def __init__(self, output: str | None = None) -> None:
+    def __init__(self, output: str | None = None, after_fit: bool = False) -> None:
         super().__init__(write_interval="batch")
         self.output = output
+        self.after_fit = after_fit
         self.parts: list[Any] = []
+        self.metas: list[dict[str, list[Any]]] = []
         self.path: Path | None = None
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.parts, self.path = [], None
+        self.parts, self.metas, self.path = [], [], None
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
         self.parts.append(prediction)
+        self.metas.append(dict(getattr(batch, "meta", None) or {}))
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.after_fit:
+            return
+        import torch
+
+        loader = trainer.datamodule.predict_dataloader()  # type: ignore[attr-defined]
+        was_training = pl_module.training
+        pl_module.eval()
+        self.on_predict_start(trainer, pl_module)
+        try:
+            with torch.inference_mode():
+                for i, batch in enumerate(loader):
+                    batch = pl_module.transfer_batch_to_device(batch, pl_module.device, 0)
+                    self.write_on_batch_end(trainer, pl_module, pl_module.predict_step(batch, i), None, batch, i, 0)
+        finally:
+            pl_module.train(was_training)
+        self.on_predict_end(trainer, pl_module)
 
     def _target(self, trainer: pl.Trainer, ext: str) -> Path:
         if self.output:
@@ -842,7 +866,8 @@ class PredictionWriter(BasePredictionWriter):
         if isinstance(first, Mapping):
             import pandas as pd
 
-            columns: dict[str, Any] = {}
+            keys = list(self.metas[0]) if len(self.metas) == len(self.parts) and self.metas else []
+            columns: dict[str, Any] = {m: [v for meta in self.metas for v in meta[m]] for m in keys}
             for key in first:
                 values = [p[key] for p in self.parts]
                 if all(is_array(v) for v in values):
