@@ -115,9 +115,11 @@ def test_pickle_payload_checkpoint_is_refused(tmp_path):
 
 
 def test_check_class_paths_allows_imported_library_classes():
-    check_class_paths(
-        {"_class_path": "polymodal.presets.ContrastiveSystem", "opt": {"class_path": "torch.optim.AdamW"}}, "x.ckpt"
-    )
+    import polymodal.system  # noqa: F401  (the class a checkpoint may name must already be imported)
+
+    check_class_paths({"_class_path": "polymodal.system.System", "opt": {"class_path": "torch.optim.AdamW"}}, "x.ckpt")
+    with pytest.raises(ValueError, match="not an already-imported"):  # a preset is a factory function, not a class
+        check_class_paths({"_class_path": "polymodal.presets.ContrastiveSystem"}, "x.ckpt")
     with pytest.raises(ValueError, match="hyper_parameters.opt.class_path"):
         check_class_paths({"opt": {"class_path": "torch.optim.NoSuchThing"}}, "x.ckpt")
 
