@@ -63,7 +63,7 @@ def test_ckpt_hyper_parameters_cannot_choose_code(trained, tmp_path, monkeypatch
     marker = tmp_path / "marker"
     _payload_module(tmp_path, marker)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
     bad = _poison(trained, tmp_path / "bad.ckpt", change)
     before = set(sys.modules)
     with pytest.raises(SystemExit) as err:
@@ -231,7 +231,7 @@ def test_huge_config_is_refused(tmp_path):
 
 
 def test_two_fits_on_one_output_folder_the_second_fails_naming_the_holder(tmp_path):
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     holder = subprocess.Popen(
         [
             sys.executable,
