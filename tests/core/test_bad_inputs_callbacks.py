@@ -8,8 +8,8 @@ import pytest
 
 from polymodal.cli import main
 from polymodal.model import EmbeddingModel
-from polymodal.poolers import MeanPooler
 from polymodal.plugins.text.pretrained import ARCHITECTURES
+from polymodal.poolers import MeanPooler
 from tests.helpers import tiny_text_encoder
 
 TINY = "recipes/sbert/tiny.yaml"
