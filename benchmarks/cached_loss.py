@@ -142,12 +142,12 @@ def main(argv: list[str] | None = None) -> float:
     import gc
 
     import torch
-    import torch.nn.functional as F
 
     import polymodal
+    from polymodal.contracts import Batch
     from polymodal.data.tables import read_table
     from polymodal.losses import CachedInfoNCELoss, InfoNCELoss
-    from polymodal.losses.context import BatchContext
+    from polymodal.system import Step, System
 
     torch.set_num_threads(args.threads)
     if not args.data.is_file():
@@ -157,20 +157,21 @@ def main(argv: list[str] | None = None) -> float:
     model = polymodal.load("minilm-l6").eval()  # dropout off: identical forwards in both variants
     encoder, pooler = model.encoder, model.pooler
     proc = encoder.processor
-    ctx = BatchContext(
-        inputs=[proc(a), proc(b)],
-        target=None,
-        encode=lambda x, j: encoder(x),
-        pool=lambda f: F.normalize(pooler(f), dim=-1),
-    )
+    system = System(tower=encoder, pooler=pooler, normalize=True, loss=InfoNCELoss())
+    batch = Batch(inputs={"a": proc(a), "b": proc(b)})
+
+    def context() -> Step:  # what System hands its objectives; fresh per step (a Step caches embeddings)
+        return Step(system, batch, "train")
+
     params = [p for p in model.parameters() if p.requires_grad]
     rss = RssPeak()
 
     def step(cached: bool, streams: int | None = None) -> torch.Tensor:
         model.zero_grad(set_to_none=True)
         if cached:
-            loss = CachedInfoNCELoss(mini_batch_size=args.mini_batch_size, streams=streams).loss_from_context(ctx)
+            loss = CachedInfoNCELoss(mini_batch_size=args.mini_batch_size, streams=streams)(context())
         else:
+            ctx = context()
             loss = InfoNCELoss()([ctx.embed(0), ctx.embed(1)])
         loss.backward()
         return loss
@@ -200,8 +201,8 @@ def main(argv: list[str] | None = None) -> float:
     loss_diff = abs(loss_cached.item() - loss_plain.item())
     grad_diff = max(float((g1 - g2).abs().max()) for g1, g2 in zip(grads_cached, grads_plain))
     mib = 2**20
-    real = float(ctx.inputs[0]["attention_mask"].sum(1).float().mean())
-    padded = (ctx.inputs[0]["input_ids"].shape[1], ctx.inputs[1]["input_ids"].shape[1])
+    real = float(batch.inputs["a"]["attention_mask"].sum(1).float().mean())
+    padded = (batch.inputs["a"]["input_ids"].shape[1], batch.inputs["b"]["input_ids"].shape[1])
     print(f"pairs: {args.batch_size}  mini_batch_size: {args.mini_batch_size}  torch threads: {args.threads}")
     print(
         f"plain: the whole batch, 1 stream x {args.threads} threads; cached: length-sorted mini-batches as "

@@ -68,16 +68,16 @@ def run_ours(model, paths: list[str], batch_size: int, workers: int, forward: bo
     from polymodal.data.datamodule import Collator, RowsDataset
 
     loader = DataLoader(
-        RowsDataset([paths], None),
+        RowsDataset({"image": paths}),
         batch_size=batch_size,
         num_workers=workers,
-        collate_fn=Collator([model.encoder.processor], ["image"], "benchmark"),
+        collate_fn=Collator({"image": model.encoder.processor}, "benchmark"),
     )
     out = []
     start = time.perf_counter()
     with torch.inference_mode():
         for batch in loader:
-            x = batch["inputs"][0]
+            x = batch.inputs["image"]
             if not forward:
                 out.append(x["pixel_values"].mean((2, 3)))  # (B, 3)
             elif model.backend is None:

@@ -25,28 +25,41 @@ _LAZY = {
     "plugin_report": "polymodal.plugins_manager",
     "EmbeddingModel": "polymodal.model",
     "load": "polymodal.model",
+    "PrefixLM": "polymodal.prefix_lm",
+    "PrefixLMSystem": "polymodal.prefix_lm",
+    "System": "polymodal.system",
+    "Batch": "polymodal.contracts",
+    "ContrastiveSystem": "polymodal.presets",
+    "CrossEncoderSystem": "polymodal.presets",
+    "LanguageModelSystem": "polymodal.presets",
+    "PredictionSystem": "polymodal.presets",
+    "Task": "polymodal.presets",
     "quantize": "polymodal.search",
     "int8_ranges": "polymodal.search",
     "semantic_search": "polymodal.search",
     "retrieve_rerank": "polymodal.search",
     "VectorIndex": "polymodal.index",
     "ZeroShotClassifier": "polymodal.zero_shot",
-    "ContrastiveSystem": "polymodal.systems",
-    "PredictionSystem": "polymodal.systems",
     "TableDataModule": "polymodal.data",
+    "create_model": "polymodal.registry",
+    "list_models": "polymodal.registry",
 }
 
 __all__ = ["PLUGIN_API_VERSION", "__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from polymodal.contracts import Batch
     from polymodal.data import TableDataModule
     from polymodal.features import Features
     from polymodal.index import VectorIndex
     from polymodal.modality import Encoder, Modality, Processor
     from polymodal.model import EmbeddingModel, load
     from polymodal.plugins_manager import get_modality, load_plugins, modalities, plugin_report
+    from polymodal.prefix_lm import PrefixLM, PrefixLMSystem
+    from polymodal.presets import ContrastiveSystem, CrossEncoderSystem, LanguageModelSystem, PredictionSystem, Task
+    from polymodal.registry import create_model, list_models
     from polymodal.search import int8_ranges, quantize, retrieve_rerank, semantic_search
-    from polymodal.systems import ContrastiveSystem, PredictionSystem
+    from polymodal.system import System
     from polymodal.zero_shot import ZeroShotClassifier
 
 

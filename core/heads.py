@@ -28,18 +28,21 @@ class Head(nn.Module):
     """Base class: ``forward(embeddings) -> (B, out_dim)`` (``(B,)`` when ``out_dim == 1``).
 
     Args:
-        columns: input columns whose pooled embeddings the head reads, in order.
+        columns: input columns whose pooled embeddings the head reads, in order (``None``: every input column
+            of the batch, in order).
         out_dim: number of outputs (1 for a regression value or a binary logit, C for C classes).
+        num_inputs: with ``columns=None`` and one tower shared by every column, how many columns there are.
     """
 
-    def __init__(self, columns: Sequence[str], out_dim: int = 1) -> None:
+    def __init__(self, columns: Sequence[str] | None = None, out_dim: int = 1, num_inputs: int = 1) -> None:
         super().__init__()
-        if not columns:
-            raise ValueError("a head needs at least one input column")
-        if out_dim < 1:
-            raise ValueError(f"out_dim must be >= 1, got {out_dim}")
-        self.columns = [str(c) for c in columns]
+        if columns is not None and not columns:
+            raise ValueError("a head needs at least one input column (or columns=None for all of them)")
+        if out_dim < 1 or num_inputs < 1:
+            raise ValueError(f"out_dim and num_inputs must be >= 1, got {out_dim}, {num_inputs}")
+        self.columns = None if columns is None else [str(c) for c in columns]
         self.out_dim = int(out_dim)
+        self.num_inputs = int(num_inputs)
         self.built = False
 
     def build(self, in_dims: Sequence[int]) -> None:
@@ -63,14 +66,22 @@ class LinearHead(Head):
     """Concatenated column embeddings -> ``out_dim`` outputs (a hidden GELU layer when ``hidden > 0``).
 
     Args:
-        columns: input columns read (their embeddings are concatenated in this order).
+        columns: input columns read (their embeddings are concatenated in this order; ``None``: all).
         out_dim: outputs.
         hidden: width of one hidden layer (0: a single linear map).
         dropout: dropout on the head's input.
+        num_inputs: see :class:`Head`.
     """
 
-    def __init__(self, columns: Sequence[str], out_dim: int = 1, hidden: int = 0, dropout: float = 0.0) -> None:
-        super().__init__(columns, out_dim)
+    def __init__(
+        self,
+        columns: Sequence[str] | None = None,
+        out_dim: int = 1,
+        hidden: int = 0,
+        dropout: float = 0.0,
+        num_inputs: int = 1,
+    ) -> None:
+        super().__init__(columns, out_dim, num_inputs)
         if hidden < 0 or not 0.0 <= dropout < 1.0:
             raise ValueError(f"need hidden >= 0 and 0 <= dropout < 1, got hidden={hidden}, dropout={dropout}")
         self.hidden, self.dropout = int(hidden), float(dropout)
@@ -96,7 +107,7 @@ class PairHead(Head):
     """Pair features of two columns ``u``, ``v`` -> MLP -> ``out_dim`` outputs.
 
     Args:
-        columns: the two input columns (``u`` then ``v``).
+        columns: the two input columns (``u`` then ``v``; ``None``: the batch's two input columns).
         out_dim: outputs (3 for NLI three-way, 1 for a score or a binary logit).
         features: which of ``u``, ``v``, ``abs_diff`` (``|u - v|``) and ``product`` (``u * v``) to
             concatenate; SBERT uses ``[u, v, abs_diff]``, InferSent and DSE all four.
@@ -106,14 +117,14 @@ class PairHead(Head):
 
     def __init__(
         self,
-        columns: Sequence[str],
+        columns: Sequence[str] | None = None,
         out_dim: int = 1,
         features: Sequence[PairFeature] = ("u", "v", "abs_diff", "product"),
         hidden: int = 0,
         dropout: float = 0.0,
     ) -> None:
-        super().__init__(columns, out_dim)
-        if len(self.columns) != 2:
+        super().__init__(columns, out_dim, num_inputs=2)
+        if self.columns is not None and len(self.columns) != 2:
             raise ValueError(f"PairHead reads exactly two columns, got {self.columns}")
         unknown = sorted(set(features) - {"u", "v", "abs_diff", "product"})
         if unknown or not features:

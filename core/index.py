@@ -3,7 +3,7 @@
 An index folder holds::
 
     index.json        format version, backend, precision, dimension, count, int8 ranges,
-                      the model reference and its fingerprint (polymodal.evaluation.cache.model_fingerprint)
+                      the model reference and its fingerprint (polymodal.data.cache.model_fingerprint)
     vectors.faiss     FAISS index (backend "faiss")   |  vectors.usearch  usearch index (backend "usearch")
     documents.jsonl   optional: one JSON string per row, the text each vector was made from
 
@@ -116,7 +116,7 @@ class VectorIndex:
             embeddings: float embeddings, one row per document.
             backend: ``"faiss"`` or ``"usearch"``.
             precision: how vectors are stored (see the module table).
-            fingerprint: the model's :func:`~polymodal.evaluation.cache.model_fingerprint`.
+            fingerprint: the model's :func:`~polymodal.data.cache.model_fingerprint`.
             model: how to load the model again (registered name or folder), for ``polymodal search``.
             documents: the texts, stored beside the vectors (``None``: ids only).
             ranges: int8 calibration ranges (default: from ``embeddings``).
@@ -154,7 +154,7 @@ class VectorIndex:
     # ------------------------------------------------------------------ search
     def check_model(self, model: Any) -> None:
         """Raise ``ValueError`` (one line) unless ``model`` is the one that built this index."""
-        from polymodal.evaluation.cache import model_fingerprint
+        from polymodal.data.cache import model_fingerprint
 
         if not self.fingerprint:
             return
@@ -206,7 +206,7 @@ class VectorIndex:
         else:
             matches = self.native.search(np.ascontiguousarray(probe), n_cand, exact=exact)
             keys = np.atleast_2d(matches.keys).astype(np.int64)
-            counts = np.reshape(getattr(matches, "counts", keys.shape[1]), (-1, 1))
+            counts = np.reshape(np.asarray(getattr(matches, "counts", keys.shape[1])), (-1, 1))
             ids = np.where(np.arange(keys.shape[1]) < counts, keys, -1)
             scores = 1.0 - np.atleast_2d(matches.distances)  # ip distance is 1 - dot
         if self.precision == "float32":
@@ -279,9 +279,9 @@ class VectorIndex:
             raise ValueError(f"{config_path}: expected a JSON object")
         if config.get("format_version") != INDEX_FORMAT_VERSION:
             raise ValueError(f"{config_path}: format_version {config.get('format_version')!r} not supported")
-        backend, precision = config.get("backend"), config.get("precision")
+        backend, precision = str(config.get("backend")), str(config.get("precision"))
         try:
-            _check_choice(str(backend), str(precision))
+            _check_choice(backend, precision)
         except ValueError as exc:
             raise ValueError(f"{config_path}: {exc}") from None
         for key in ("dim", "count"):

@@ -151,6 +151,8 @@ class Modality:
         poolers: extra :class:`~polymodal.poolers.Pooler` classes saved models may name.
         models: :class:`~polymodal.model.EmbeddingModel` subclasses saved models may name.
         architectures: named architectures (e.g. tiny test encoders) -> factory(**kwargs).
+        weights: names of local checkpoints components load by name -> zero-argument function returning the
+            path (a folder or a file inside an installed package; never the network).
         cards: per pretrained/architecture name, card fields for ``polymodal models``
             (``description``, ``source``, ``licence``, ``paper``, ``preprocessing``).
     """
@@ -162,4 +164,5 @@ class Modality:
     poolers: tuple[type, ...] = ()
     models: tuple[type, ...] = ()
     architectures: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    weights: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
     cards: Mapping[str, Mapping[str, str]] = field(default_factory=dict)

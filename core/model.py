@@ -127,20 +127,23 @@ class EmbeddingModel(nn.Module):
 
     def _device(self) -> torch.device:
         """Where the weights live (CPU for an encoder without parameters or buffers)."""
-        for tensor in self.parameters():
-            return tensor.device
-        for tensor in self.buffers():
-            return tensor.device
+        for param in self.parameters():
+            return param.device
+        for buffer in self.buffers():
+            return buffer.device
         return torch.device("cpu")
 
     def set_backend(self, backend: str | None = "auto", **options: Any) -> EmbeddingModel:
         """Run ``encode``'s forward in an inference backend the encoder offers (text: ``"auto"``, ``"torch"``,
         ``"onnx"``, ``"openvino"``, ``"onnx-int8"``; see :mod:`polymodal.plugins.text.backends`); ``None``:
         this torch module. Returns ``self``."""
+        if backend is None:
+            self.backend = None
+            return self
         make = getattr(self.encoder, "inference_backend", None)
-        if backend is not None and make is None:
+        if make is None:
             raise ValueError(f"{type(self.encoder).__name__} offers no inference backends")
-        self.backend = None if backend is None else make(self, backend, **options)
+        self.backend = make(self, backend, **options)
         return self
 
     # ------------------------------------------------------------------ encode
@@ -368,7 +371,7 @@ class EmbeddingModel(nn.Module):
             >>> index = model.build_index(["a cat", "a car"], "idx", backend="usearch", model_ref="minilm-l6")
             >>> index.query(model, ["kitten"], top_k=1)
         """
-        from polymodal.evaluation.cache import model_fingerprint
+        from polymodal.data.cache import model_fingerprint
         from polymodal.index import VectorIndex, _check_choice
 
         if isinstance(documents, str):
@@ -501,20 +504,11 @@ class EmbeddingModel(nn.Module):
         return model.to(map_location).eval()
 
 
-#: EmbeddingModel subclasses of our own package that saved folders name, imported only when a folder
-#: names one (the cross-encoder module imports Lightning, which every plugin load would otherwise pay).
-OWN_MODEL_CLASSES: tuple[str, ...] = ("polymodal.plugins.text.cross_encoder.CrossEncoder",)
-
-
 def _model_class(name: Any, where: str) -> type[EmbeddingModel]:
-    """The registered EmbeddingModel subclass ``model_class`` names (see :mod:`polymodal.registry`)."""
-    from polymodal.registry import register_class, registered_classes, resolve_class
+    """The registered EmbeddingModel subclass ``model_class`` names (see :mod:`polymodal.registry`: the core's
+    own classes and the ``models`` of loaded plugins, e.g. the text plugin's ``CrossEncoder``)."""
+    from polymodal.registry import resolve_class
 
-    if isinstance(name, str) and name in OWN_MODEL_CLASSES and name not in registered_classes("model"):
-        import importlib
-
-        module, _, attr = name.rpartition(".")
-        register_class(getattr(importlib.import_module(module), attr), "model")
     return resolve_class(name, "model", field="model_class", base=EmbeddingModel, where=where)
 
 
@@ -701,10 +695,10 @@ def _with_prompt(values: Sequence[Any], prefix: str) -> list[Any]:
 
 def _untie(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """safetensors refuses shared storage; keep the first name of each tied tensor."""
-    seen: dict[tuple[int, int, tuple[int, ...]], str] = {}
+    seen: dict[tuple[int, int, tuple[int, ...]], str] = {}  # (storage, offset, shape) -> first name
     out = {}
     for name, tensor in state.items():
-        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        key = (tensor.untyped_storage().data_ptr(), int(tensor.storage_offset()), tuple(int(d) for d in tensor.shape))
         if tensor.numel() and key in seen:
             continue
         seen[key] = name
@@ -758,6 +752,7 @@ def _release_free_memory() -> None:
 
 #: Model folder formats :func:`load` recognises: name -> (file that marks it, importer in our own package).
 FOLDER_FORMATS: dict[str, tuple[str, str]] = {
+    "prefix-lm": ("prefix_lm.json", "polymodal.prefix_lm:PrefixLM.from_folder"),  # PrefixLM: .generate(inputs, prompt)
     "polymodal": (CONFIG_NAME, "polymodal.model:EmbeddingModel.from_folder"),
     "sentence-transformers": ("modules.json", "polymodal.plugins.text.pretrained:from_sentence_transformers"),
     "huggingface": ("config.json", "polymodal.plugins.text.pretrained:from_huggingface"),

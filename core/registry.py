@@ -12,7 +12,9 @@ Two things live here, both filled by the core and by loaded plugins, never by a 
   factory and a card (modality, source, licence, paper, preprocessing). ``kind="pretrained"`` factories
   return ready :class:`~polymodal.model.EmbeddingModel` objects with weights from installed packages (no
   network); ``kind="architecture"`` factories build a component (e.g. a tiny test encoder) from its name.
-  Registering a taken name warns and keeps the first (built-ins load first).
+  ``kind="weights"`` names a local checkpoint that components load by name (``TextEncoder(model="minilm-l6")``,
+  ``DecoderTextEncoder("smollm2-135m")``); its card's ``weights()`` returns the local path. Registering a taken
+  name warns and keeps the first (built-ins load first).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = [
     "create_model",
     "list_models",
     "model_card",
+    "model_weights",
     "register_class",
     "register_model",
     "registered_classes",
@@ -56,7 +59,7 @@ _CORE_CLASSES: dict[str, tuple[str, ...]] = {
         "polymodal.poolers.prompt.PromptLastTokenPooler",
         "polymodal.poolers.multilayer.MultiLayerAttentionPooler",
     ),
-    "model": ("polymodal.model.EmbeddingModel",),
+    "model": ("polymodal.model.EmbeddingModel", "polymodal.prefix_lm.PrefixLM"),
 }
 
 
@@ -67,8 +70,9 @@ class ModelCard:
     Attributes:
         name: the short name (``"minilm-l6"``).
         factory: ``factory(**kwargs)`` builds it (no network).
-        kind: ``"pretrained"`` (a ready model with weights) or ``"architecture"`` (a component, random
-            weights, e.g. the tiny test encoders).
+        kind: ``"pretrained"`` (a ready model with weights), ``"architecture"`` (a component's configuration,
+            random weights, e.g. the tiny test encoders) or ``"weights"`` (a local checkpoint components load by
+            name).
         modality: the modality it belongs to (``"text"``).
         description: one line.
         source: where the weights or the architecture come from (package, paper repo).
@@ -76,6 +80,7 @@ class ModelCard:
         paper: reference (title or URL).
         preprocessing: what the processor does (tokenizer, image size, ...).
         owner: the plugin (or ``"core"``) that registered it.
+        weights: returns the local path of the weights (a folder or a file), for named checkpoints.
     """
 
     name: str
@@ -88,6 +93,7 @@ class ModelCard:
     paper: str = ""
     preprocessing: str = ""
     owner: str = "core"
+    weights: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
 
 
 _lock = threading.RLock()
@@ -175,11 +181,12 @@ def register_model(
     paper: str = "",
     preprocessing: str = "",
     owner: str = "core",
+    weights: Callable[[], Any] | None = None,
 ) -> ModelCard:
     """Register a named model; a taken name warns (naming both owners) and keeps the first."""
-    if kind not in ("pretrained", "architecture"):
-        raise ValueError(f"kind must be 'pretrained' or 'architecture', got {kind!r}")
-    card = ModelCard(name, factory, kind, modality, description, source, licence, paper, preprocessing, owner)
+    if kind not in ("pretrained", "architecture", "weights"):
+        raise ValueError(f"kind must be 'pretrained', 'architecture' or 'weights', got {kind!r}")
+    card = ModelCard(name, factory, kind, modality, description, source, licence, paper, preprocessing, owner, weights)
     with _lock:
         if name in _models:
             first = _models[name]
@@ -230,6 +237,14 @@ def create_model(name: str, **kwargs: Any) -> Any:
     return model_card(name).factory(**kwargs)
 
 
+def model_weights(name: str) -> Any:
+    """The local path of a named checkpoint (a ``weights`` card, or a pretrained card that has weights)."""
+    card = model_card(name)
+    if card.weights is None:
+        raise KeyError(f"model name {name!r} ({card.kind}) has no local weights to load by name")
+    return card.weights()
+
+
 def _register_modality(modality: Any, owner: str) -> None:
     """Called by the plugin manager for every registered modality."""
     for cls in getattr(modality, "encoders", ()):
@@ -238,11 +253,17 @@ def _register_modality(modality: Any, owner: str) -> None:
         register_class(cls, "pooler")
     for cls in getattr(modality, "models", ()):
         register_class(cls, "model")
+    cards = dict(getattr(modality, "cards", {}) or {})
+    weights = dict(getattr(modality, "weights", {}) or {})
     for short, factory in dict(getattr(modality, "pretrained", {}) or {}).items():
-        info = dict(getattr(modality, "cards", {}).get(short, {}))
-        register_model(short, factory, modality=modality.name, owner=owner, **info)
+        info = dict(cards.get(short, {}))
+        register_model(short, factory, modality=modality.name, owner=owner, weights=weights.get(short), **info)
+    for short, locate in weights.items():
+        if short not in (getattr(modality, "pretrained", {}) or {}):
+            info = dict(cards.get(short, {}))
+            register_model(short, locate, kind="weights", modality=modality.name, owner=owner, weights=locate, **info)
     for short, factory in dict(getattr(modality, "architectures", {}) or {}).items():
-        info = dict(getattr(modality, "cards", {}).get(short, {}))
+        info = dict(cards.get(short, {}))
         register_model(short, factory, kind="architecture", modality=modality.name, owner=owner, **info)
 
 

@@ -22,7 +22,7 @@ import fnmatch
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pytorch_lightning as pl
 import torch
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import Tensor, nn
 
+from polymodal.checkpoint import SafeCheckpointLoading
 from polymodal.contracts import Batch
 from polymodal.features import Features
 from polymodal.heads import Head
@@ -163,10 +164,10 @@ class Step:
     def head(self, name: str) -> Tensor:
         """The named head's output on its columns' embeddings (computed once)."""
         if name not in self._heads:
-            head = self.system.heads[name] if name in self.system.heads else None
-            if head is None:
+            if name not in self.system.heads:
                 raise KeyError(f"no head {name!r}; heads: {sorted(self.system.heads)}")
-            self._heads[name] = head(self.embeddings(head.columns))
+            head = cast(Head, self.system.heads[name])
+            self._heads[name] = head(self.embeddings(head.columns))  # columns None: every input column
         return self._heads[name]
 
     # ---------------------------------------------------------------- sharing
@@ -189,7 +190,7 @@ def _named(parts: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
     return out
 
 
-class System(pl.LightningModule):
+class System(SafeCheckpointLoading, pl.LightningModule):
     """Towers, poolers, heads, objectives and metrics, injected.
 
     Args:
@@ -207,7 +208,7 @@ class System(pl.LightningModule):
         objectives: name -> objective (:mod:`polymodal.objectives`). A plain pooled-embedding loss
             (``loss(embeddings, target)``) is wrapped in :class:`~polymodal.objectives.EmbeddingLoss`.
         metrics: name -> :class:`~polymodal.metrics.StepMetric` (computed over the whole val / test split).
-        processors: input column -> processor, overriding the tower's (e.g. a pair tokenizer).
+        processors: input column (or tower name) -> processor, overriding the tower's (e.g. a pair tokenizer).
         frozen: parameter-name globs kept fixed (``"towers.text.*"``); fully frozen modules stay in eval mode
             while training (no dropout, no batch-norm updates).
         trainable: globs re-enabled after ``frozen`` (``"towers.lm.model.layers.29.*"``).
@@ -273,7 +274,7 @@ class System(pl.LightningModule):
             if not isinstance(head, Head):
                 raise TypeError(f"head {name!r} must be a polymodal.heads.Head, got {type(head).__name__}")
             if not head.built:
-                head.build([self._width(c) for c in head.columns])
+                head.build(self._head_widths(head))
         if loss is not None and objectives is not None:
             raise ValueError("give loss (one objective) or objectives (named), not both")
         raw = {"loss": loss} if loss is not None else _named(objectives, "objective")
@@ -282,7 +283,7 @@ class System(pl.LightningModule):
         self.objectives = nn.ModuleDict(
             {k: v if isinstance(v, Objective) else EmbeddingLoss(v) for k, v in raw.items()}
         )
-        for name, objective in self.objectives.items():
+        for name, objective in self._objectives():
             objective.name = name
             if isinstance(objective, HeadLoss) and objective.head not in self.heads:
                 raise ValueError(f"objective {name!r} reads head {objective.head!r}; heads: {sorted(self.heads)}")
@@ -309,6 +310,13 @@ class System(pl.LightningModule):
         if init_from:
             self.load_weights(init_from)
 
+    # ------------------------------------------------------------------ parts
+    def _objectives(self) -> list[tuple[str, Objective]]:
+        return [(k, cast(Objective, v)) for k, v in self.objectives.items()]
+
+    def _metric_items(self) -> list[tuple[str, StepMetric]]:
+        return [(k, cast(StepMetric, v)) for k, v in self.metrics.items()]
+
     # ---------------------------------------------------------------- routing
     def tower_name(self, column: str) -> str:
         if len(self.towers) == 1 and SHARED in self.towers:
@@ -329,12 +337,22 @@ class System(pl.LightningModule):
             raise KeyError(f"no pooler for tower {name!r}: add it to poolers")
         return self.pooler
 
-    def _width(self, column: str) -> int:
-        tower = self.tower_for(column)
-        dim = getattr(tower, "output_dim", None)
+    def _tower_width(self, name: str) -> int:
+        dim = getattr(self.towers[name], "output_dim", None)
         if not isinstance(dim, int):
-            raise ValueError(f"head input column {column!r}: tower {self.tower_name(column)!r} has no output_dim")
+            raise ValueError(
+                f"tower {name!r} ({type(self.towers[name]).__name__}) has no output_dim for a head to read"
+            )
         return dim
+
+    def _head_widths(self, head: Head) -> list[int]:
+        """Input widths of a head: its columns' towers; without columns, every input column, i.e. the
+        shared tower ``head.num_inputs`` times, or each named tower once in order."""
+        if head.columns is not None:
+            return [self._tower_width(self.tower_name(c)) for c in head.columns]
+        if SHARED in self.towers:
+            return [self._tower_width(SHARED)] * head.num_inputs
+        return [self._tower_width(name) for name in self.towers]
 
     def pool(self, features: Features, column: str) -> Tensor:
         if self.use_encoder_pooled and features.pooled is not None:
@@ -349,8 +367,9 @@ class System(pl.LightningModule):
         self._columns = list(columns)
         out = []
         for c in columns:
-            if c in self.processor_overrides:
-                out.append(self.processor_overrides[c])
+            override = self.processor_overrides.get(c, self.processor_overrides.get(self.tower_name(c)))
+            if override is not None:
+                out.append(override)
                 continue
             tower = self.tower_for(c)
             if not isinstance(tower, Encoder):
@@ -376,7 +395,9 @@ class System(pl.LightningModule):
 
     def inference_model(self, column: str | None = None, *, tower: str | None = None, head: str | None = None) -> Any:
         """The inference model of one tower: an :class:`~polymodal.model.EmbeddingModel` (tower, its pooler,
-        normalisation), or with ``head`` a cross-encoder scoring model (tower + linear head)."""
+        normalisation), or with ``head`` a cross-encoder scoring model (tower + linear head). A tower that is
+        not an :class:`~polymodal.modality.Encoder` (a :class:`~polymodal.PrefixLM`) is its own inference
+        model."""
         from polymodal.model import EmbeddingModel
 
         if tower is None:
@@ -385,6 +406,10 @@ class System(pl.LightningModule):
         if tower not in self.towers:
             raise KeyError(f"no tower {tower!r}; towers: {sorted(self.towers)}")
         encoder = self.towers[tower]
+        if not isinstance(encoder, Encoder):
+            if head is not None:
+                raise ValueError(f"tower {tower!r} ({type(encoder).__name__}) is its own inference model; no head")
+            return encoder  # a model of its own (e.g. polymodal.PrefixLM, which saves itself)
         pooler = self.poolers[tower] if tower in self.poolers else self.pooler
         if head is not None:
             from polymodal.plugins.text.cross_encoder import CrossEncoder
@@ -421,15 +446,16 @@ class System(pl.LightningModule):
 
     def _frozen_modules(self) -> list[nn.Module]:
         """Top-most submodules whose every parameter is frozen."""
-        out: list[nn.Module] = []
-        covered: set[str] = set()
+        return [module for _, module in self._frozen_named()]
+
+    def _frozen_named(self) -> list[tuple[str, nn.Module]]:
+        out: list[tuple[str, nn.Module]] = []
         for name, module in self.named_modules():
-            if not name or any(name.startswith(c + ".") for c in covered):
+            if not name or any(name.startswith(c + ".") for c, _ in out):
                 continue
             params = list(module.parameters())
             if params and not any(p.requires_grad for p in params):
-                out.append(module)
-                covered.add(name)
+                out.append((name, module))
         return out
 
     def train(self, mode: bool = True) -> System:
@@ -439,6 +465,12 @@ class System(pl.LightningModule):
                 module.eval()
         return self
 
+    def on_train_epoch_start(self) -> None:
+        # Lightning does not call train() itself: a fully frozen tower is put in eval mode here (no dropout, no
+        # batch-norm statistic updates); validation loops restore exactly these modes afterwards.
+        for module in self._frozen_modules():
+            module.eval()
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.save_frozen:
             return
@@ -446,13 +478,16 @@ class System(pl.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
 
     def _trained_keys(self) -> set[str]:
+        """State-dict keys a ``save_frozen=False`` checkpoint keeps: trainable parameters and the persistent
+        buffers of modules that are not fully frozen (a frozen backbone's batch-norm statistics are rebuilt
+        from its source; non-persistent buffers such as rotary tables are never in a state dict)."""
         keys = {n for n, p in self.named_parameters() if p.requires_grad}
         frozen = {id(m) for m in self._frozen_modules()}
-        for mname, module in self.named_modules():
-            if id(module) in frozen:
-                continue
-            for bname, _ in module.named_buffers(recurse=False):
-                keys.add(f"{mname}.{bname}" if mname else bname)
+        skip = tuple(f"{n}." for n, m in self.named_modules() if id(m) in frozen)
+        params = {n for n, _ in self.named_parameters(remove_duplicate=False)}
+        for name in self.state_dict():
+            if name not in params and not name.startswith(skip):
+                keys.add(name)
         return keys
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -486,7 +521,7 @@ class System(pl.LightningModule):
     # ------------------------------------------------------------------ steps
     def _objectives_for(self, step: Step) -> list[Objective]:
         out = []
-        for objective in self.objectives.values():
+        for _, objective in self._objectives():
             if step.stage not in objective.stages:
                 continue
             columns, targets = objective.requires()
@@ -536,9 +571,10 @@ class System(pl.LightningModule):
     def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._eval_step(batch, "test")
 
-    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
-        """Head outputs (activated: sigmoid / softmax as their objectives imply) when the System has
-        heads, else the pooled embedding of every input column."""
+    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor] | list[Tensor]:
+        """Head outputs by head name (activated: sigmoid / softmax as their objectives imply) when the System
+        has heads, else the pooled embedding of every input column, a list in column order (what
+        :class:`~polymodal.callbacks.PredictionWriter` writes as one ``(columns, rows, dim)`` ``.npy``)."""
         step = Step(self, batch, "predict")
         if self.heads:
             out = {}
@@ -547,19 +583,19 @@ class System(pl.LightningModule):
                 act = self._activation(name)
                 out[name] = (torch.sigmoid(y) if act == "sigmoid" else y.softmax(-1) if act == "softmax" else y).cpu()
             return out
-        return {c: e.float().cpu() for c, e in zip(step.columns, step.embeddings())}
+        return [e.float().cpu() for e in step.embeddings()]
 
     # ---------------------------------------------------------------- metrics
     def _metrics_for(self, step: Step) -> list[StepMetric]:
         out = []
-        for metric in self.metrics.values():
-            if step.stage in metric.stages and step.has(*metric.requires()):
+        for _, metric in self._metric_items():
+            if step.stage in metric.stages and metric.applies(step):
                 out.append(metric)
         return out
 
     def _log_metrics(self, stage: str) -> None:
         results: dict[str, float] = {}
-        for name, metric in self.metrics.items():
+        for name, metric in self._metric_items():
             if stage not in metric.stages or metric.update_count == 0:
                 continue
             values = metric.compute()
@@ -581,7 +617,7 @@ class System(pl.LightningModule):
         self._log_metrics("train")
 
     def on_validation_epoch_start(self) -> None:
-        for metric in self.metrics.values():
+        for _, metric in self._metric_items():
             metric.reset()
 
     on_test_epoch_start = on_validation_epoch_start

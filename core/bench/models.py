@@ -13,7 +13,7 @@ A model spec is::
   trained it: tasks built on that recipe's training data are in-domain for it; inferred from a folder
   path such as ``runs/sbert_two_stage-nli/model`` when not given), ``label=TEXT`` (leaderboard name).
 
-Every model carries a fingerprint (:func:`polymodal.evaluation.cache.model_fingerprint` of its weights
+Every model carries a fingerprint (:func:`polymodal.data.cache.model_fingerprint` of its weights
 and config, plus the wrapper, layer and dim), the key of its cached results. Embeddings are memoised
 per process by input, so tasks sharing sentences (the SNLI tasks) and variants of one model
 (``layer=``/``dim=``) encode each input once.
@@ -144,7 +144,7 @@ def _key(value: Any) -> str:
         return "s" + value
     if isinstance(value, os.PathLike):
         return "p" + os.fspath(value)
-    from polymodal.evaluation.cache import content_key
+    from polymodal.data.cache import content_key
 
     return "h" + content_key(value)
 
@@ -191,7 +191,7 @@ class BenchModel:
 
 def _load_backend(spec: ModelSpec) -> tuple[Any, str, frozenset[str], bool]:
     """(model, base fingerprint, modalities, normalises) for one tower's spec."""
-    from polymodal.evaluation.cache import model_fingerprint
+    from polymodal.data.cache import model_fingerprint
 
     if spec.backend == "st":
         try:

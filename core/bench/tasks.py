@@ -386,7 +386,9 @@ def _captions(folder: Path) -> dict[str, list[tuple[int, str]]]:
 
 
 def _caption_retrieval(folder: Path) -> dict[str, Any]:
-    queries, corpus, relevant = [], [], []
+    queries: list[str] = []
+    corpus: list[str] = []
+    relevant: list[set[int]] = []
     for caps in _captions(folder).values():
         if len(caps) < 2:
             continue

@@ -35,9 +35,12 @@ COMMANDS: dict[str, str] = {
     "plot": "redraw the curves and summary of a finished run from its metrics.csv",
     "evaluate": "STS evaluation: cosine Spearman/Pearson of a model on scored pairs",
     "encode": "embed one column of a table into a .npy file",
+    "sweep": "run named override sets of shipped configs and collect one results table",
+    "models": "list registered model names (pretrained and architectures) with their cards",
     "bench": "MMTEB-style task suite over every modality: scores, cached results, leaderboard",
     "index": "embed one column of a table into a FAISS or usearch index folder",
     "search": "query an index folder with texts (the model that built it)",
+    "caption": "caption images (or answer a prompt about them) with a saved prefix-LM (CG-VLM) model folder",
 }
 
 #: Plain commands that need the plugin table before they run.

@@ -363,7 +363,7 @@ def save_last_if_stale(callback: Any, trainer: pl.Trainer) -> None:
     """Write ``callback``'s ``last.ckpt`` unless it already holds ``trainer.global_step``."""
     from pytorch_lightning.trainer.states import TrainerFn
 
-    if trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking or trainer.fast_dev_run:
+    if trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking or getattr(trainer, "fast_dev_run", False):
         return
     if trainer.global_step == 0 or getattr(callback, "_polymodal_last_step", None) == trainer.global_step:
         return
@@ -424,6 +424,16 @@ class FitGuard(pl.Callback):
 LOCK_NAME = ".polymodal-fit.lock"
 
 
+def _launched_rank() -> int:
+    """This process's rank as its launcher set it (Lightning's subprocess launcher sets ``LOCAL_RANK``,
+    torchrun ``RANK`` too); 0 for a process nobody launched."""
+    for var in ("RANK", "LOCAL_RANK"):
+        value = os.environ.get(var, "0")
+        if value.strip() not in ("", "0"):
+            return int(value) if value.strip().isdigit() else 1
+    return 0
+
+
 @contextlib.contextmanager
 def fit_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
     """Hold an exclusive lock on an output folder for the length of a fit.
@@ -435,6 +445,10 @@ def fit_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
     import fcntl
     import socket
 
+    if _launched_rank() != 0:
+        # A DDP worker started by the launcher (or torchrun) of a fit that already holds the lock.
+        yield
+        return
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
@@ -635,9 +649,13 @@ def lightning_cli(args: list[str] | None) -> Any:
     import polymodal.callbacks  # noqa: F401 - short names for callbacks
     import polymodal.checkpoint  # noqa: F401 - the default checkpoint IO
     import polymodal.data  # noqa: F401 - short names for data modules
+    import polymodal.heads  # noqa: F401 - short names for heads
     import polymodal.losses  # noqa: F401
+    import polymodal.metrics.step  # noqa: F401 - short names for metrics
+    import polymodal.objectives  # noqa: F401 - short names for objectives
     import polymodal.poolers  # noqa: F401
-    import polymodal.systems  # noqa: F401
+    import polymodal.presets  # noqa: F401 - ContrastiveSystem, PredictionSystem, ... by short name
+    import polymodal.system  # noqa: F401
     import polymodal.vector  # noqa: F401 - FeatureMLP by its short name
 
     argv = list(sys.argv[1:] if args is None else args)
@@ -646,7 +664,7 @@ def lightning_cli(args: list[str] | None) -> Any:
         sys.argv[1:] = argv
     _CURRENT_ARGS = None if args is None else argv
     cli_class, parser_class = _cli_classes()
-    cli_class.allow_random_weights = allow_random
+    cli_class.allow_random_weights = allow_random  # type: ignore[attr-defined]
     try:
         return cli_class(
             pl.LightningModule,

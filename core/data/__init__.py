@@ -1,9 +1,12 @@
-"""Data: table reading, the table data module, NLI triplets and stratified sampling."""
+"""Data: sources (tables, NLI triplets, image captions, splits), the data module, splits, stratified sampling."""
 
 from __future__ import annotations
 
-from polymodal.data.datamodule import Collator, RowsDataset, TableDataModule
-from polymodal.data.nli import NLITripletsDataModule, StsValidatedDataModule
+from polymodal.data.cache import FeatureCache, model_fingerprint
+from polymodal.data.captions import Captions
+from polymodal.data.datamodule import Collator, EpochShuffleSampler, RowsDataset, TableDataModule, column_name
+from polymodal.data.sources import NLITriplets, Source, Split, Table, as_source
+from polymodal.data.splits import split_keys, split_rows
 from polymodal.data.stratified import (
     StratifiedBatchSampler,
     StratifiedSampler,
@@ -15,17 +18,27 @@ from polymodal.data.tables import LAYOUTS, check_columns, iter_table, read_table
 
 __all__ = [
     "LAYOUTS",
+    "Captions",
     "Collator",
-    "NLITripletsDataModule",
+    "EpochShuffleSampler",
+    "FeatureCache",
+    "NLITriplets",
     "RowsDataset",
+    "Source",
+    "Split",
     "StratifiedBatchSampler",
     "StratifiedSampler",
-    "StsValidatedDataModule",
+    "Table",
     "TableDataModule",
+    "as_source",
     "check_columns",
+    "column_name",
     "combine_bins",
     "iter_table",
+    "model_fingerprint",
     "quantile_bins",
     "read_table",
+    "split_keys",
+    "split_rows",
     "stratified_split",
 ]

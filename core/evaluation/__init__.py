@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from polymodal.evaluation.cache import EmbeddingCache
 from polymodal.evaluation.captioning import bleu, caption_scores, cider_d
 from polymodal.evaluation.classification import ClassificationResult, LinearProbeEvaluator, linear_probe
 from polymodal.evaluation.elastic import ElasticEvaluator, ElasticResult, encode_layers
@@ -16,7 +15,6 @@ __all__ = [
     "ClassificationResult",
     "ElasticEvaluator",
     "ElasticResult",
-    "EmbeddingCache",
     "LinearProbeEvaluator",
     "MTEBModel",
     "RetrievalEvaluator",

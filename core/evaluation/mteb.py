@@ -111,7 +111,7 @@ class MTEBModel:
                 raise ImportError("mteb_model_meta needs mteb: pip install 'polymodal[mteb]'") from None
             revision = self.revision
             if revision is None:
-                from polymodal.evaluation.cache import model_fingerprint
+                from polymodal.data.cache import model_fingerprint
 
                 revision = model_fingerprint(self.model)[:12] if hasattr(self.model, "state_dict") else "unknown"
             modality = getattr(self.model, "modality", "text")

@@ -8,7 +8,6 @@ list of ``(B, D)`` tensors for the input columns in order, and ``target`` the la
 from __future__ import annotations
 
 from polymodal.losses.cached import CachedInfoNCELoss
-from polymodal.losses.context import BatchContext
 from polymodal.losses.cosent import CoSENTLoss, cosent_loss
 from polymodal.losses.cosine_mse import CosineMSELoss, cosine_mse_loss
 from polymodal.losses.distillation import (
@@ -18,21 +17,19 @@ from polymodal.losses.distillation import (
     score_distillation_loss,
 )
 from polymodal.losses.focal import FocalInfoNCELoss, focal_info_nce_loss
+from polymodal.losses.grounding import GroundingLoss, grounding_loss
 from polymodal.losses.infonce import InfoNCELoss, MultipleNegativesRankingLoss, info_nce_loss
 from polymodal.losses.matryoshka import MatryoshkaLoss, matryoshka_loss
 from polymodal.losses.matryoshka2d import Matryoshka2DLoss
 from polymodal.losses.mining import MinedNegatives, mine_hard_negatives
 
-# BatchLossSystem (polymodal.losses.system, an alias of ContrastiveSystem) is not imported here: it imports the systems
-# package, which imports this one.
-
 __all__ = [
-    "BatchContext",
     "CachedInfoNCELoss",
     "CoSENTLoss",
     "CosineMSELoss",
     "EmbeddingDistillationLoss",
     "FocalInfoNCELoss",
+    "GroundingLoss",
     "InfoNCELoss",
     "Matryoshka2DLoss",
     "MatryoshkaLoss",
@@ -43,6 +40,7 @@ __all__ = [
     "cosine_mse_loss",
     "embedding_distillation_loss",
     "focal_info_nce_loss",
+    "grounding_loss",
     "info_nce_loss",
     "matryoshka_loss",
     "mine_hard_negatives",

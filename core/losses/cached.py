@@ -33,13 +33,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from polymodal.losses.context import BatchContext, batch_size_of, slice_inputs
+from polymodal.losses.context import batch_size_of, slice_inputs
 from polymodal.losses.infonce import InfoNCELoss
+from polymodal.objectives.base import STAGES, Objective
+
+if TYPE_CHECKING:  # pragma: no cover
+    from polymodal.system import Step
 
 __all__ = ["CachedInfoNCELoss"]
 
@@ -57,7 +61,7 @@ class _RandState:
             torch.cuda.set_rng_state(self.cuda)
 
 
-class CachedInfoNCELoss(InfoNCELoss):
+class CachedInfoNCELoss(Objective):
     """GradCache version of :class:`InfoNCELoss` (same arguments plus ``mini_batch_size``).
 
     Args:
@@ -68,15 +72,16 @@ class CachedInfoNCELoss(InfoNCELoss):
         streams: CPU mini-batches in flight at once, one thread each, when the forward is free of
             randomness (default: ``torch.get_num_threads()``; ``1``: always sequential).
 
-    Needs a system that passes a batch context (``ContrastiveSystem`` does); without one
-    (validation) it is plain InfoNCE.
+        weight: weight in the System's total loss.
+        stages: where it runs.
+
+    An objective of :class:`polymodal.System`: in training it runs the towers itself through the step; in
+    validation (no gradients) it is plain InfoNCE on the step's embeddings.
 
     Example:
         >>> loss = CachedInfoNCELoss(mini_batch_size=64)
-        >>> value = loss.loss_from_context(context)  # value.backward() re-embeds and backprops
+        >>> value = loss(step)  # value.backward() re-embeds each mini-batch and back-propagates
     """
-
-    uses_context = True
 
     def __init__(
         self,
@@ -85,8 +90,11 @@ class CachedInfoNCELoss(InfoNCELoss):
         symmetric: bool = False,
         gather: bool = True,
         streams: int | None = None,
+        weight: float = 1.0,
+        stages: Sequence[str] = STAGES,
     ) -> None:
-        super().__init__(temperature=temperature, symmetric=symmetric, gather=gather)
+        super().__init__(weight, stages)
+        self.info_nce = InfoNCELoss(temperature=temperature, symmetric=symmetric, gather=gather)
         if mini_batch_size < 1:
             raise ValueError(f"mini_batch_size must be >= 1, got {mini_batch_size}")
         if streams is not None and streams < 1:
@@ -98,7 +106,12 @@ class CachedInfoNCELoss(InfoNCELoss):
         n = batch_size_of(inputs)
         return [(s, min(s + self.mini_batch_size, n)) for s in range(0, n, self.mini_batch_size)]
 
-    def loss_from_context(self, context: BatchContext) -> Tensor:
+    def forward(self, step: Step) -> Tensor:
+        if not step.training or not torch.is_grad_enabled():
+            return self.info_nce(step.embeddings())
+        return self.loss_from_context(step)
+
+    def loss_from_context(self, context: Step) -> Tensor:
         reps: list[Tensor] = []
         states: list[list[_RandState]] = []
         columns = [_by_length(inputs) for inputs in context.inputs]  # (sorted inputs, order)
@@ -124,10 +137,10 @@ class CachedInfoNCELoss(InfoNCELoss):
                 reps.append(_unsort(torch.cat(parts), order))  # (B, D), row order
                 states.append(column_states)
         if not torch.is_grad_enabled():
-            return super().forward(reps)
+            return self.info_nce(reps)
         leaves = [r.detach().requires_grad_() for r in reps]
         with torch.enable_grad():
-            loss = super().forward(leaves)
+            loss = self.info_nce(leaves)
             grads = torch.autograd.grad(loss, leaves)  # cached d loss / d embeddings
         sorted_grads = [g if order is None else g[order] for g, (_, order) in zip(grads, columns)]
         result = loss.detach().requires_grad_()
@@ -193,7 +206,7 @@ class _Backward:
 
     def __init__(
         self,
-        context: BatchContext,
+        context: Step,
         chunks,
         inputs: Sequence[dict[str, Tensor]],
         grads: Sequence[Tensor],

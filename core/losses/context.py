@@ -1,23 +1,10 @@
-"""What a loss that drives the forward pass itself receives (GradCache, 2D Matryoshka, distillation).
-
-The usual loss contract is ``loss(embeddings, target)``: the system embeds every column and
-the loss only sees ``(B, D)`` tensors. Some objectives need more: the cached (GradCache)
-loss must run the encoder itself in mini-batches, 2D Matryoshka needs per-layer features,
-embedding distillation needs the processed inputs for its teacher. Such losses set
-``uses_context = True`` and implement ``loss_from_context(context)``;
-:class:`~polymodal.systems.contrastive.ContrastiveSystem` calls it during training.
-"""
+"""Helpers for objectives that run the towers on parts of a batch themselves (GradCache mini-batches)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from torch import Tensor
 
-from polymodal.features import Features
-
-__all__ = ["BatchContext", "batch_size_of", "slice_inputs"]
+__all__ = ["batch_size_of", "slice_inputs"]
 
 
 def batch_size_of(inputs: dict[str, Tensor]) -> int:
@@ -42,31 +29,3 @@ def slice_inputs(inputs: dict[str, Tensor], start: int, stop: int) -> dict[str, 
                 for k, v in out.items()
             }
     return out
-
-
-@dataclass
-class BatchContext:
-    """One training batch plus the functions to embed it.
-
-    Attributes:
-        inputs: processed inputs, one dict per input column.
-        target: the target column ``(B,)`` or ``None``.
-        encode: ``encode(inputs, column_index) -> Features`` with the column's encoder.
-        pool: ``pool(features) -> (B, D)``: the system's pooler and normalisation.
-    """
-
-    inputs: list[dict[str, Tensor]]
-    target: Tensor | None
-    encode: Callable[[dict[str, Tensor], int], Features]
-    pool: Callable[[Features], Tensor]
-
-    @property
-    def num_columns(self) -> int:
-        return len(self.inputs)
-
-    def features(self, column: int, inputs: dict[str, Tensor] | None = None) -> Features:
-        return self.encode(self.inputs[column] if inputs is None else inputs, column)
-
-    def embed(self, column: int, inputs: dict[str, Tensor] | None = None) -> Tensor:
-        """``(B, D)`` embeddings of one column (or of ``inputs`` with that column's encoder)."""
-        return self.pool(self.features(column, inputs))

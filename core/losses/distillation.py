@@ -12,13 +12,16 @@ References:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from polymodal.losses.context import BatchContext
+from polymodal.objectives.base import STAGES, Objective
+
+if TYPE_CHECKING:  # pragma: no cover
+    from polymodal.system import Step
 
 __all__ = [
     "EmbeddingDistillationLoss",
@@ -42,7 +45,7 @@ def score_distillation_loss(a: Tensor, b: Tensor, teacher_scores: Tensor, scale:
     return F.mse_loss(F.cosine_similarity(a, b, dim=-1), teacher_scores.detach() / scale)
 
 
-class EmbeddingDistillationLoss(nn.Module):
+class EmbeddingDistillationLoss(Objective):
     """MSE from every input column's student embedding to a frozen teacher's embedding.
 
     The teacher runs on the same processed inputs, so it must share the student's
@@ -54,14 +57,21 @@ class EmbeddingDistillationLoss(nn.Module):
         student_dim: the student's embedding width (adds a trainable linear projection when it
             differs from the teacher's).
         check_processor: verify at the first step that the student's token ids fit the teacher's vocabulary.
+        weight: weight in the System's total loss.
+        stages: where it runs.
 
-    Needs a system that passes a batch context (``ContrastiveSystem`` does) (the teacher must see the inputs).
+    An objective of :class:`polymodal.System`: the teacher reads each column's processed inputs from the step.
     """
 
-    uses_context = True
-
-    def __init__(self, teacher: Any, student_dim: int | None = None, check_processor: bool = True) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        teacher: Any,
+        student_dim: int | None = None,
+        check_processor: bool = True,
+        weight: float = 1.0,
+        stages: Sequence[str] = STAGES,
+    ) -> None:
+        super().__init__(weight, stages)
         if isinstance(teacher, str):
             from polymodal.model import load
 
@@ -79,13 +89,10 @@ class EmbeddingDistillationLoss(nn.Module):
         self.teacher.eval()  # the teacher never uses dropout
         return self
 
-    def forward(self, embeddings: Sequence[Tensor], target: Tensor | None = None) -> Tensor:
-        raise ValueError(
-            "EmbeddingDistillationLoss needs the batch inputs for its teacher: use "
-            "class_path: ContrastiveSystem (which calls loss_from_context)"
-        )
+    def forward(self, step: Step) -> Tensor:
+        return self.loss_from_context(step)
 
-    def _check(self, context: BatchContext) -> None:
+    def _check(self, context: Step) -> None:
         """The teacher reads the student's token ids: they must fit its vocabulary."""
         ids = context.inputs[0].get("input_ids")
         tok = getattr(self.teacher.encoder.processor, "tokenizer", None)
@@ -95,7 +102,7 @@ class EmbeddingDistillationLoss(nn.Module):
                 "teacher and student must share the tokenizer"
             )
 
-    def loss_from_context(self, context: BatchContext) -> Tensor:
+    def loss_from_context(self, context: Step) -> Tensor:
         if self.check_processor and not self._checked:
             self._check(context)
             self._checked = True

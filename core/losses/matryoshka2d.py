@@ -32,14 +32,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from polymodal.losses.context import BatchContext
 from polymodal.losses.matryoshka import matryoshka_loss
+from polymodal.objectives.base import STAGES, Objective
+
+if TYPE_CHECKING:  # pragma: no cover
+    from polymodal.system import Step
 
 __all__ = ["Matryoshka2DLoss", "layer_weight", "layer_kl_loss"]
 
@@ -63,9 +66,9 @@ def layer_kl_loss(layer_emb: Tensor, final_emb: Tensor, temperature: float) -> T
     return F.kl_div(F.log_softmax(layer_emb / temperature, dim=-1), target, reduction="batchmean") * temperature
 
 
-class Matryoshka2DLoss(nn.Module):
-    """2DMSE around any polymodal loss. Needs a system that passes a batch context
-    (``ContrastiveSystem`` does) and an encoder that returns ``hidden_states``
+class Matryoshka2DLoss(Objective):
+    """2DMSE around any polymodal loss: an objective of :class:`polymodal.System` that reads every
+    layer's features from the step; the encoder must return ``hidden_states``
     (e.g. ``TextEncoder(hidden_states=True)``).
 
     Args:
@@ -79,12 +82,11 @@ class Matryoshka2DLoss(nn.Module):
         kl_weight: weight of the layer-to-last KL term (0 disables it).
         kl_temperature: softmax temperature of the KL term.
         dim_weights: per-dim weights of the inner Matryoshka sum.
+        weight: weight in the System's total loss.
+        stages: where it runs.
 
-    Without a batch context (validation, or a plain ContrastiveSystem) it is the Matryoshka
-    loss over ``dims`` on the given (last-layer) embeddings.
+    In validation it is the Matryoshka loss over ``dims`` on the last-layer embeddings.
     """
-
-    uses_context = True
 
     def __init__(
         self,
@@ -98,8 +100,10 @@ class Matryoshka2DLoss(nn.Module):
         kl_weight: float = 1.0,
         kl_temperature: float = 0.3,
         dim_weights: Sequence[float] | None = None,
+        weight: float = 1.0,
+        stages: Sequence[str] = STAGES,
     ) -> None:
-        super().__init__()
+        super().__init__(weight, stages)
         layer_weight(1, layer_weighting)  # validates the name
         if not dims:
             raise ValueError("Matryoshka2DLoss needs at least one dim")
@@ -118,8 +122,12 @@ class Matryoshka2DLoss(nn.Module):
         self.kl_temperature = kl_temperature
         self.dim_weights = None if dim_weights is None else [float(w) for w in dim_weights]
 
-    def forward(self, embeddings: Sequence[Tensor], target: Tensor | None = None) -> Tensor:
-        return matryoshka_loss(self.loss, embeddings, target, self.dims, self.dim_weights)
+    def forward(self, step: Step) -> Tensor:
+        if not step.training:
+            return matryoshka_loss(
+                self.loss, step.embeddings(), step.target(required=False), self.dims, self.dim_weights
+            )
+        return self.loss_from_context(step)
 
     def candidate_layers(self, num_layers: int) -> list[int]:
         layers = self.layers if self.layers is not None else list(range(1, num_layers))
@@ -138,17 +146,18 @@ class Matryoshka2DLoss(nn.Module):
         picks = torch.randperm(len(layers))[:k].tolist()
         return sorted(layers[i] for i in picks)
 
-    def loss_from_context(self, context: BatchContext) -> Tensor:
+    def loss_from_context(self, context: Step) -> Tensor:
         features = [context.features(j) for j in range(context.num_columns)]
         if features[0].hidden_states is None:
             raise ValueError("Matryoshka2DLoss needs hidden states: build the encoder with hidden_states=True")
-        final = [context.pool(f) for f in features]
-        total = self.last_layer_weight * matryoshka_loss(self.loss, final, context.target, self.dims, self.dim_weights)
+        target = context.target(required=False)
+        final = [context.pool(f, j) for j, f in enumerate(features)]
+        total = self.last_layer_weight * matryoshka_loss(self.loss, final, target, self.dims, self.dim_weights)
         sampled = self.sample_layers(features[0].num_layers)
         for layer in sampled:
-            emb = [context.pool(f.at_layer(layer)) for f in features]
+            emb = [context.pool(f.at_layer(layer), j) for j, f in enumerate(features)]
             w = self.prior_layers_weight * layer_weight(layer, self.layer_weighting) / len(sampled)
-            total = total + w * matryoshka_loss(self.loss, emb, context.target, self.dims, self.dim_weights)
+            total = total + w * matryoshka_loss(self.loss, emb, target, self.dims, self.dim_weights)
             if self.kl_weight > 0:
                 kl = sum(layer_kl_loss(e, f, self.kl_temperature) for e, f in zip(emb, final)) / len(emb)
                 total = total + self.kl_weight * kl

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
@@ -24,7 +25,16 @@ from polymodal.metrics import functional as fn
 if TYPE_CHECKING:  # pragma: no cover
     from polymodal.system import Step
 
-__all__ = ["HeadMetrics", "PairSimilarity", "Perplexity", "Retrieval", "StepMetric", "grouped_retrieval"]
+__all__ = [
+    "ElasticSimilarity",
+    "HeadMean",
+    "HeadMetrics",
+    "PairSimilarity",
+    "Perplexity",
+    "Retrieval",
+    "StepMetric",
+    "grouped_retrieval",
+]
 
 EVAL_STAGES = ("val", "test")
 
@@ -52,6 +62,10 @@ class StepMetric(Metric):
         """``(input columns, target names)`` a batch must hold for this metric."""
         return [], []
 
+    def applies(self, step: Step) -> bool:
+        """Whether this batch has what the metric reads (metrics skip batches that do not)."""
+        return step.has(*self.requires())
+
 
 def _np(x: Any) -> np.ndarray:
     return dim_zero_cat(x).detach().double().cpu().numpy() if isinstance(x, list) else x.detach().double().cpu().numpy()
@@ -65,6 +79,9 @@ class PairSimilarity(StepMetric):
         target: target name (default: the batch's only target).
     """
 
+    cos: list[Tensor]
+    gold: list[Tensor]
+
     def __init__(self, columns: Sequence[str] | None = None, target: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.columns = None if columns is None else [str(c) for c in columns]
@@ -72,8 +89,10 @@ class PairSimilarity(StepMetric):
         self.add_state("cos", default=[], dist_reduce_fx="cat")
         self.add_state("gold", default=[], dist_reduce_fx="cat")
 
-    def requires(self) -> tuple[list[str], list[str]]:
-        return list(self.columns or []), [self.target] if self.target else []
+    def applies(self, step: Step) -> bool:
+        columns = self.columns or step.columns[:2]
+        target = step.target_name(self.target)
+        return len(columns) == 2 and step.has(columns, [target] if target else ["<none>"])
 
     def update(self, step: Step) -> None:
         a, b = step.embeddings(self.columns or step.columns[:2])
@@ -85,6 +104,60 @@ class PairSimilarity(StepMetric):
         if len(cos) < 2:
             return {}
         return {"spearman": fn.spearman(cos, gold), "pearson": fn.pearson(cos, gold)}
+
+
+class ElasticSimilarity(PairSimilarity):
+    """STS Spearman of two columns' cosine at every (layer, dim) cell: the embedding an encoder gives when it
+    stops after ``layer`` layers and keeps the first ``dim`` dimensions (2D Matryoshka evaluation).
+
+    Args:
+        layers: 1-based layers (the tower must return ``hidden_states``); ``-1`` is the last layer.
+        dims: embedding prefix lengths.
+        columns: the two input columns (default: the batch's first two).
+        target: target name (default: the batch's only target).
+
+    Keys: ``l{layer}_d{dim}`` (Spearman), e.g. ``test/l4_d48``.
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[int] = (-1,),
+        dims: Sequence[int] = (),
+        columns: Sequence[str] | None = None,
+        target: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(columns=columns, target=target, **kwargs)
+        if not layers or not dims or any(d < 1 for d in dims):
+            raise ValueError(f"ElasticSimilarity needs layers and positive dims, got {list(layers)}, {list(dims)}")
+        self.layers, self.dims = [int(x) for x in layers], [int(d) for d in dims]
+        self.cells = [(layer, d) for layer in self.layers for d in self.dims]
+        for layer, d in self.cells:
+            self.add_state(f"cos_{layer}_{d}".replace("-", "m"), default=[], dist_reduce_fx="cat")
+
+    def update(self, step: Step) -> None:
+        columns = self.columns or step.columns[:2]
+        self.gold.append(step.target(self.target).detach().float())
+        for layer in self.layers:
+            pair = []
+            for c in columns:
+                f = step.features(c)
+                pair.append(step.pool(f if layer == -1 else f.at_layer(layer), c).detach().float())
+            for d in self.dims:
+                if d > pair[0].shape[-1]:
+                    raise ValueError(f"ElasticSimilarity: dim {d} exceeds the embedding width {pair[0].shape[-1]}")
+                cos = F.cosine_similarity(pair[0][:, :d], pair[1][:, :d], dim=-1)
+                getattr(self, f"cos_{layer}_{d}".replace("-", "m")).append(cos)
+
+    def compute(self) -> dict[str, float]:
+        gold = _np(self.gold)
+        if len(gold) < 2:
+            return {}
+        out = {}
+        for layer, d in self.cells:
+            cos = _np(getattr(self, f"cos_{layer}_{d}".replace("-", "m")))
+            out[f"l{'last' if layer == -1 else layer}_d{d}"] = fn.spearman(cos, gold)
+        return out
 
 
 class HeadMetrics(StepMetric):
@@ -99,6 +172,9 @@ class HeadMetrics(StepMetric):
         threshold: binary decision threshold.
         scale: regression / soft targets are divided by it (as in :class:`~polymodal.objectives.HeadLoss`).
     """
+
+    pred: list[Tensor]
+    gold: list[Tensor]
 
     def __init__(
         self,
@@ -117,8 +193,9 @@ class HeadMetrics(StepMetric):
         self.add_state("pred", default=[], dist_reduce_fx="cat")
         self.add_state("gold", default=[], dist_reduce_fx="cat")
 
-    def requires(self) -> tuple[list[str], list[str]]:
-        return [], [self.target] if self.target else []
+    def applies(self, step: Step) -> bool:
+        target = step.target_name(self.target)
+        return step.has([], [target] if target else ["<none>"])
 
     def update(self, step: Step) -> None:
         out = step.head(self.head).detach().float()
@@ -199,6 +276,10 @@ class Retrieval(StepMetric):
         names: short names used in the keys (default: first letters of the columns, ``c2i_r1``).
     """
 
+    q: list[Tensor]
+    d: list[Tensor]
+    g: list[Tensor]
+
     def __init__(
         self,
         query: str,
@@ -249,6 +330,9 @@ class Perplexity(StepMetric):
     Keys: ``token_loss`` (mean NLL per predicted token) and ``ppl`` (its exponential).
     """
 
+    nll: Tensor
+    tokens: Tensor
+
     def __init__(self, objective: str = "lm", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.objective = objective
@@ -268,3 +352,56 @@ class Perplexity(StepMetric):
             return {}
         loss = float(self.nll / self.tokens)
         return {"token_loss": loss, "ppl": math.exp(min(loss, 50.0))}
+
+
+class HeadMean(StepMetric):
+    """The mean over several heads of one :class:`HeadMetrics` key (e.g. the mean Pearson r of two
+    regression targets, the WASSA empathy track's ranking metric).
+
+    Args:
+        heads: the heads' names.
+        key: the per-head metric to average (``pearson``, ``f1``, ...).
+        kind: the heads' task kind (as for :class:`HeadMetrics`).
+        targets: each head's target name (default: the head's name).
+        name: the logged key (default ``<key>_avg``).
+
+    Returns nothing when any head's value is undefined (NaN or missing).
+    """
+
+    def __init__(
+        self,
+        heads: Sequence[str],
+        key: str = "pearson",
+        kind: str = "regression",
+        targets: Sequence[str] | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        heads = [str(h) for h in heads]
+        targets = heads if targets is None else [str(t) for t in targets]
+        if not heads or len(targets) != len(heads):
+            raise ValueError(f"HeadMean needs heads and one target per head, got {heads} and {targets}")
+        self.key, self.name = key, name or f"{key}_avg"
+        self.parts = torch.nn.ModuleList([HeadMetrics(h, kind, target=t) for h, t in zip(heads, targets)])
+
+    def _parts(self) -> list[HeadMetrics]:
+        return [p for p in self.parts if isinstance(p, HeadMetrics)]
+
+    def requires(self) -> tuple[list[str], list[str]]:
+        return [], [part.target for part in self._parts() if part.target]
+
+    def update(self, step: Step) -> None:
+        for part in self._parts():
+            part.update(step)
+
+    def compute(self) -> dict[str, float]:
+        values = [part.compute().get(self.key, float("nan")) for part in self._parts()]
+        if any(v != v for v in values):
+            return {}
+        return {self.name: float(np.mean(values))}
+
+    def reset(self) -> None:
+        super().reset()
+        for part in self._parts():
+            part.reset()

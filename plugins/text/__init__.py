@@ -14,12 +14,28 @@ require_extra("text", polymodal_requires, polymodal_extra)
 
 from polymodal.hookspecs import hookimpl
 from polymodal.modality import Modality
+from polymodal.plugins.text.char import CharGRUEncoder, CharProcessor
+from polymodal.plugins.text.cross_encoder import CrossEncoder
 from polymodal.plugins.text.decoder import DecoderTextEncoder
 from polymodal.plugins.text.encoder import TextEncoder
-from polymodal.plugins.text.pretrained import PRETRAINED, from_sentence_transformers
+from polymodal.plugins.text.pretrained import (
+    ARCHITECTURES,
+    CARDS,
+    PRETRAINED,
+    PRETRAINED_PATHS,
+    from_sentence_transformers,
+)
 from polymodal.plugins.text.processor import TextProcessor, byte_tokenizer
 
-__all__ = ["DecoderTextEncoder", "TextEncoder", "TextProcessor", "byte_tokenizer", "from_sentence_transformers"]
+__all__ = [
+    "CharGRUEncoder",
+    "CharProcessor",
+    "DecoderTextEncoder",
+    "TextEncoder",
+    "TextProcessor",
+    "byte_tokenizer",
+    "from_sentence_transformers",
+]
 
 polymodal_api_version = 1
 
@@ -30,7 +46,11 @@ def register_modalities(register):
         Modality(
             name="text",
             description="Hugging Face encoders/decoders (local folders or configs), fast tokenizers",
-            encoders=(TextEncoder, DecoderTextEncoder),
+            encoders=(TextEncoder, DecoderTextEncoder, CharGRUEncoder),
             pretrained=PRETRAINED,
+            models=(CrossEncoder,),
+            weights=PRETRAINED_PATHS,
+            architectures=ARCHITECTURES,
+            cards=CARDS,
         )
     )

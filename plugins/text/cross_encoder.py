@@ -11,8 +11,8 @@ Sentence Embedding (``recipes/distilled``), whose bi-encoder student regresses i
   linear head; it saves to and loads from the same safetensors + JSON folder format
   (``CrossEncoder.from_folder(path)`` or ``polymodal.load(path)``), and :meth:`CrossEncoder.predict`
   scores pairs in length-sorted batches.
-* :class:`CrossEncoderSystem` trains one with Lightning on a table of pairs and scores
-  (``polymodal fit``), validating Spearman/Pearson over the whole set.
+* Training: the :func:`polymodal.presets.CrossEncoderSystem` preset (``polymodal fit``), exported with
+  ``ExportModel(head="score")``.
 
 Reference: Barkan et al., "Scalable Attentive Sentence-Pair Modeling via Distilled Sentence
 Embedding" (AAAI 2020), https://arxiv.org/abs/1908.05161.
@@ -24,22 +24,15 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
-from pytorch_lightning.cli import OptimizerCallable
 from torch import Tensor, nn
 
-from polymodal.distributed import gather_concat
-from polymodal.metrics.functional import pearson, spearman
-from polymodal.modality import Processor
 from polymodal.model import EmbeddingModel, eval_for_call
 from polymodal.plugins.text.encoder import TextEncoder
 from polymodal.plugins.text.processor import TextProcessor
 from polymodal.poolers import ClsPooler, Pooler
-from polymodal.schedules import with_warmup_linear_decay
 
-__all__ = ["CrossEncoder", "CrossEncoderSystem", "PairTextProcessor", "PassThrough"]
+__all__ = ["CrossEncoder", "PairTextProcessor", "pair_processor"]
 
 
 class PairTextProcessor(TextProcessor):
@@ -94,7 +87,8 @@ class CrossEncoder(EmbeddingModel):
         normalize: unused by the head; kept for the folder format.
         num_labels: outputs of the head (1: a similarity score).
         activation: ``"sigmoid"`` maps the score to (0, 1) (trained with BCE on scores scaled
-            to [0, 1]); ``"identity"`` returns raw values.
+            to [0, 1]); ``"softmax"`` gives class probabilities (``num_labels > 1``, e.g. NLI);
+            ``"identity"`` returns raw values.
     """
 
     def __init__(
@@ -103,11 +97,11 @@ class CrossEncoder(EmbeddingModel):
         pooler: Pooler | None = None,
         normalize: bool = False,
         num_labels: int = 1,
-        activation: Literal["sigmoid", "identity"] = "sigmoid",
+        activation: Literal["sigmoid", "softmax", "identity"] = "sigmoid",
     ) -> None:
         super().__init__(encoder, pooler if pooler is not None else ClsPooler(), normalize)
-        if activation not in ("sigmoid", "identity"):
-            raise ValueError(f"activation must be 'sigmoid' or 'identity', got {activation!r}")
+        if activation not in ("sigmoid", "softmax", "identity"):
+            raise ValueError(f"activation must be 'sigmoid', 'softmax' or 'identity', got {activation!r}")
         self.num_labels = int(num_labels)
         self.activation = activation
         self.head = nn.Linear(encoder.output_dim, self.num_labels)
@@ -123,7 +117,20 @@ class CrossEncoder(EmbeddingModel):
 
     def forward(self, inputs: dict[str, Tensor]) -> Tensor:
         logits = self.logits(inputs)
-        return torch.sigmoid(logits) if self.activation == "sigmoid" else logits
+        if self.activation == "sigmoid":
+            return torch.sigmoid(logits)
+        return logits.softmax(-1) if self.activation == "softmax" else logits
+
+    @classmethod
+    def from_head(cls, encoder: TextEncoder, pooler: Pooler | None, head: nn.Module, activation: str) -> CrossEncoder:
+        """A cross-encoder from a trained System's pair tower, pooler and linear head (a
+        :class:`~polymodal.heads.LinearHead` without hidden layer)."""
+        linear = getattr(head, "linear", None)
+        if not isinstance(linear, nn.Linear):
+            raise ValueError("a cross-encoder export needs a LinearHead with hidden=0")
+        model = cls(encoder, pooler, num_labels=linear.out_features, activation=activation)  # type: ignore[arg-type]
+        model.head.load_state_dict(linear.state_dict())
+        return model
 
     def predict(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32) -> np.ndarray:
         """Scores ``(N,)`` for ``N`` pairs, in input order (length-sorted batches inside)."""
@@ -197,121 +204,3 @@ class CrossEncoder(EmbeddingModel):
         raise TypeError("a CrossEncoder scores pairs (predict); it does not embed single inputs")
 
     iter_encode = encode
-
-
-class PassThrough(Processor):
-    """Collates raw strings unchanged (the cross-encoder system tokenises pairs itself)."""
-
-    def validate(self, value: Any) -> None:
-        if not isinstance(value, str):
-            raise ValueError(f"expected a string, got {type(value).__name__} ({value!r:.40})")
-
-    def __call__(self, values: Sequence[Any]) -> dict[str, Any]:
-        for v in values:
-            self.validate(v)
-        return {"text": list(values)}
-
-
-class CrossEncoderSystem(pl.LightningModule):
-    """Train a :class:`CrossEncoder` on (text_a, text_b, score) rows.
-
-    The data module's two input columns are collated as raw strings and tokenised here as
-    pairs. The loss is binary cross-entropy on ``score / score_scale`` (a soft label in [0, 1],
-    sentence-transformers' default for one-label cross-encoders) or MSE on that value.
-    Validation/test log Spearman and Pearson of the predicted scores over the whole set
-    (gathered across ranks) as ``val/spearman``, ``val/pearson``.
-
-    Args:
-        encoder: the transformer (a TextEncoder).
-        pooler: default ``[CLS]``.
-        loss: ``"bce"`` or ``"mse"``.
-        score_scale: gold scores are divided by it (5 for STS-B).
-        optimizer: optimizer factory (AdamW, lr 2e-5 by default).
-        warmup_ratio: linear warm-up fraction of the steps, then linear decay.
-    """
-
-    def __init__(
-        self,
-        encoder: TextEncoder,
-        pooler: Pooler | None = None,
-        loss: Literal["bce", "mse"] = "bce",
-        score_scale: float = 5.0,
-        optimizer: OptimizerCallable | None = None,
-        warmup_ratio: float = 0.1,
-    ) -> None:
-        super().__init__()
-        if loss not in ("bce", "mse"):
-            raise ValueError(f"loss must be 'bce' or 'mse', got {loss!r}")
-        if score_scale <= 0:
-            raise ValueError(f"score_scale must be > 0, got {score_scale}")
-        self.model = CrossEncoder(encoder, pooler, activation="sigmoid")
-        self.loss_name = loss
-        self.score_scale = float(score_scale)
-        self.optimizer_factory = optimizer or (lambda p: torch.optim.AdamW(p, lr=2e-5, weight_decay=0.01))
-        self.warmup_ratio = warmup_ratio
-        self._scores: list[tuple[Tensor, Tensor]] = []
-
-    # data module contract
-    def processors_for(self, columns: Sequence[str]) -> list[Processor]:
-        if len(columns) != 2:
-            raise ValueError(f"a cross-encoder reads exactly two text columns, got {list(columns)}")
-        return [PassThrough(), PassThrough()]
-
-    def inference_model(self, column: str | None = None) -> CrossEncoder:
-        """What :class:`~polymodal.callbacks.ExportModel` saves."""
-        return self.model
-
-    def _logits(self, batch: dict[str, Any]) -> Tensor:
-        a, b = (x["text"] for x in batch["inputs"])
-        inputs = {k: v.to(self.device) for k, v in self.model.pairs(list(zip(a, b))).items()}
-        return self.model.logits(inputs).float()  # (B,)
-
-    def _loss(self, logits: Tensor, target: Tensor) -> Tensor:
-        y = (target.float() / self.score_scale).clamp(0, 1)
-        if self.loss_name == "bce":
-            return F.binary_cross_entropy_with_logits(logits, y)
-        return F.mse_loss(torch.sigmoid(logits), y)
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        if batch["target"] is None:
-            raise ValueError("CrossEncoderSystem needs a score column (data.target)")
-        logits = self._logits(batch)
-        loss = self._loss(logits, batch["target"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
-        return loss
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        logits = self._logits(batch)
-        if batch["target"] is not None:
-            self.log("val/loss", self._loss(logits, batch["target"]), sync_dist=True, batch_size=logits.shape[0])
-            self._scores.append((torch.sigmoid(logits).detach(), batch["target"].detach().float()))
-
-    test_step = validation_step
-
-    def on_validation_epoch_start(self) -> None:
-        self._scores = []
-
-    on_test_epoch_start = on_validation_epoch_start
-
-    def _log_correlations(self, stage: str) -> None:
-        if not self._scores:
-            return
-        pred = gather_concat(torch.cat([p for p, _ in self._scores])).cpu().numpy()
-        gold = gather_concat(torch.cat([g for _, g in self._scores])).cpu().numpy()
-        self._scores = []
-        if len(pred) >= 2:
-            self.log(f"{stage}/spearman", spearman(pred, gold), prog_bar=stage == "val")
-            self.log(f"{stage}/pearson", pearson(pred, gold))
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_correlations("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_correlations("test")
-
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        return torch.sigmoid(self._logits(batch)).cpu()
-
-    def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self.parameters())
-        return with_warmup_linear_decay(optimizer, self.trainer.estimated_stepping_batches, self.warmup_ratio)

@@ -47,8 +47,10 @@ def smollm2_folder() -> Path:
 
 
 def _resolve_decoder(model: str) -> Path:
-    if model == "smollm2-135m":
-        return smollm2_folder()
+    from polymodal.plugins.text.pretrained import PRETRAINED_PATHS
+
+    if model in PRETRAINED_PATHS and PRETRAINED_PATHS[model]().suffix == ".gguf":
+        return PRETRAINED_PATHS[model]().parent
     return _resolve_model(model)
 
 
@@ -89,8 +91,14 @@ class DecoderTextEncoder(TextEncoder):
     ) -> None:
         if dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
-        if model == "smollm2-135m" and gguf_file is None and pretrained:
-            gguf_file = SMOLLM2_GGUF
+        from polymodal.plugins.text.pretrained import ARCHITECTURES, PRETRAINED_PATHS
+
+        if isinstance(model, str) and model in ARCHITECTURES:
+            model = ARCHITECTURES[model]()
+        if isinstance(model, str) and model in PRETRAINED_PATHS and gguf_file is None and pretrained:
+            file = PRETRAINED_PATHS[model]()  # a registered GGUF checkpoint, e.g. smollm2-135m
+            if file.suffix == ".gguf":
+                model, gguf_file = str(file.parent), file.name
         if gguf_file is not None and pretrained and not isinstance(model, Mapping):
             self._init_gguf(str(model), gguf_file, tokenizer, max_length, hidden_states, attn_implementation, dtype)
         else:

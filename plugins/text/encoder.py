@@ -120,17 +120,15 @@ _LAYER_LISTS = ("layer", "layers", "h", "block", "blocks")
 
 
 def _resolve_model(model: str) -> Path:
-    from polymodal.plugins.text.pretrained import PRETRAINED_PATHS
+    from polymodal.plugins.text.pretrained import ARCHITECTURES, PRETRAINED_PATHS, resolve_text_model
 
-    if model in PRETRAINED_PATHS:
-        return PRETRAINED_PATHS[model]()
-    path = Path(model).expanduser()
-    if path.is_dir():
+    path = resolve_text_model(model)
+    if isinstance(path, Path) and path.is_dir():
         check_hf_folder(path)
         return path
     raise FileNotFoundError(
-        f"text model {model!r} is not a local folder or a known short name "
-        f"({', '.join(PRETRAINED_PATHS)}); polymodal never downloads weights implicitly"
+        f"text model {model!r} is not a local folder or a registered name "
+        f"({', '.join([*PRETRAINED_PATHS, *ARCHITECTURES])}); polymodal never downloads weights implicitly"
     )
 
 
@@ -170,8 +168,10 @@ class TextEncoder(Encoder):
         self.hidden_states = hidden_states
         self.attn_implementation = attn_implementation
         folder: Path | None = None
-        if isinstance(model, Mapping):
-            cfg = dict(model)
+        from polymodal.plugins.text.pretrained import ARCHITECTURES, resolve_text_model
+
+        if isinstance(model, Mapping) or model in ARCHITECTURES:
+            cfg = dict(resolve_text_model(model))  # type: ignore[arg-type]
             model_type = cfg.pop("model_type", None)
             if model_type is None:
                 raise ValueError("a TextEncoder config dict needs a 'model_type' (e.g. 'bert', 'llama')")

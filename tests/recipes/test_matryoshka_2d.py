@@ -9,41 +9,31 @@ import polymodal
 from polymodal.cli import main
 from polymodal.losses import Matryoshka2DLoss
 from polymodal.recipes import recipe_root
-from polymodal.systems import ContrastiveSystem
+from polymodal.system import System
 
 
 def test_tiny_fit_exports_and_evaluates_every_layer_dim(tmp_path, capsys):
     cli = main(["fit", "--config", "recipes/matryoshka_2d/tiny.yaml", f"--trainer.default_root_dir={tmp_path}"])
     assert cli.trainer.state.finished
-    assert isinstance(cli.model, ContrastiveSystem) and isinstance(cli.model.loss_fn, Matryoshka2DLoss)
-    assert cli.model.loss_fn.layer_weighting == "uniform"
+    loss = cli.model.objectives["loss"]
+    assert isinstance(cli.model, System) and isinstance(loss, Matryoshka2DLoss)
+    assert loss.layer_weighting == "uniform"
     assert np.isfinite(float(cli.trainer.callback_metrics["train/loss"]))
     model = polymodal.load(tmp_path / "model")
     np.testing.assert_allclose(model.encode(["a b"]), cli.model.embedding_model().encode(["a b"]), atol=1e-6)
 
-    from polymodal.recipes.matryoshka_2d.evaluate import main as evaluate
+    # the (layer, dim) table is a test-time metric of the System: every cell, from the exported encoder too
+    results = cli.trainer.test(cli.model, datamodule=cli.datamodule)[0]
+    assert {"test/l1_d8", "test/l1_d32", "test/l3_d8", "test/l3_d32"} <= set(results)
+    assert all(-1 <= results[k] <= 1 for k in results if k.startswith("test/l") and "_d" in k)
+    from polymodal.data import read_table
+    from polymodal.evaluation import ElasticEvaluator, STSEvaluator
+    from polymodal.recipes import recipe_root as root
 
-    sample = recipe_root() / "sbert" / "data" / "stsb_dev_sample.tsv.gz"
-    scores = evaluate(
-        [
-            "--models",
-            str(tmp_path / "model"),
-            "--data",
-            str(sample),
-            "--layers",
-            "1",
-            "3",
-            "--dims",
-            "8",
-            "32",
-            "--limit",
-            "50",
-        ]
-    )
-    table = scores[str(tmp_path / "model")]
-    assert set(table) == {"1x8", "1x32", "3x8", "3x32"}
-    assert all(-1 <= v <= 1 for v in table.values())
-    assert "| layer \\ dim | 8 | 32 |" in capsys.readouterr().out
+    df = read_table(root() / "sbert" / "data" / "stsb_dev_sample.tsv.gz")
+    sts = STSEvaluator(df["sentence1"].tolist(), df["sentence2"].tolist(), df["score"].tolist())
+    offline = ElasticEvaluator(sts, layers=[3], dims=[8], metric="spearman")(model).scores[(3, 8)]
+    assert abs(offline - results["test/l3_d8"]) < 1e-5  # the metric and the evaluator agree
 
 
 def test_real_configs_parse_and_pair_up():
@@ -53,6 +43,7 @@ def test_real_configs_parse_and_pair_up():
     loss = real["model"]["init_args"]["loss"]["init_args"]
     assert loss["dims"] == [384, 192, 96, 48] and loss["layer_weighting"] == "uniform"
     assert real["model"]["init_args"]["encoder"]["init_args"]["hidden_states"] is True
-    # the baseline differs only in the loss and system: same data, optimizer, seed
+    # the baseline differs only in the loss: same data, optimizer, metrics, seed
     assert real["data"] == base["data"] and real["seed_everything"] == base["seed_everything"]
+    assert real["model"]["init_args"]["metrics"] == base["model"]["init_args"]["metrics"]
     assert real["model"]["init_args"]["optimizer"] == base["model"]["init_args"]["optimizer"]

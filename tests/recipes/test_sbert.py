@@ -135,4 +135,4 @@ def test_export_uses_best_checkpoint_when_monitored(tmp_path, capsys):
     best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     exported = load_file(str(tmp_path / "model" / "model.safetensors"))
     key = next(k for k in exported if k.endswith("embeddings.word_embeddings.weight"))
-    assert torch.equal(exported[key], best[f"encoders.shared.{key.removeprefix('encoder.')}"])
+    assert torch.equal(exported[key], best[f"towers.shared.{key.removeprefix('encoder.')}"])

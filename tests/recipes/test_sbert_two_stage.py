@@ -24,17 +24,17 @@ def test_tiny_two_stages_chain(tmp_path):
     seen = {}
 
     def spy(module, batch, batch_idx):  # weights at the first stage-2 step are stage 1's export
-        seen.setdefault("state", {k: v.detach().clone() for k, v in module.encoders["shared"].state_dict().items()})
-        seen["n_inputs"] = len(batch["inputs"])
+        seen.setdefault("state", {k: v.detach().clone() for k, v in module.towers["shared"].state_dict().items()})
+        seen["n_inputs"] = len(batch.inputs)
 
-    from polymodal.systems import ContrastiveSystem
+    from polymodal.system import System
 
-    original = ContrastiveSystem.on_train_batch_start
-    ContrastiveSystem.on_train_batch_start = spy
+    original = System.on_train_batch_start
+    System.on_train_batch_start = spy
     try:
         sts = main(["fit", "--config", str(path), f"--trainer.default_root_dir={tmp_path / 's'}"])
     finally:
-        ContrastiveSystem.on_train_batch_start = original
+        System.on_train_batch_start = original
     for name, value in stage1.encoder.state_dict().items():
         torch.testing.assert_close(seen["state"][name], value, msg=name)
     assert seen["n_inputs"] == 2  # sentence1, sentence2 (+ score as target)
@@ -46,7 +46,7 @@ def test_tiny_two_stages_chain(tmp_path):
 def test_nli_triplets_concatenate_tables(tmp_path):
     import pandas as pd
 
-    from polymodal.data import NLITripletsDataModule
+    from polymodal.data import NLITriplets
 
     a = pd.DataFrame(
         {
@@ -64,13 +64,13 @@ def test_nli_triplets_concatenate_tables(tmp_path):
     )
     a.to_csv(tmp_path / "a.tsv", sep="\t", index=False)
     b.to_csv(tmp_path / "b.tsv", sep="\t", index=False)
-    dm = NLITripletsDataModule(train=[str(tmp_path / "a.tsv"), str(tmp_path / "b.tsv")])
-    ds = dm.load_split("train")
-    rows = sorted(tuple(ds[i][0]) for i in range(len(ds)))
+    frame = NLITriplets([str(tmp_path / "a.tsv"), str(tmp_path / "b.tsv")]).frame()
+    assert list(frame.columns) == ["anchor", "positive", "negative"]
+    rows = sorted(map(tuple, frame.itertuples(index=False)))
     assert rows == [("p1", "e1", "c1"), ("p2", "e2", "c2"), ("p4", "e4", "c4"), ("p4", "f4", "c4")]
     b.rename(columns={"label": "gold"}).to_csv(tmp_path / "c.tsv", sep="\t", index=False)
-    with pytest.raises(ValueError, match=r"c\.tsv: columns .* differ from .*a\.tsv"):
-        NLITripletsDataModule(train=[str(tmp_path / "a.tsv"), str(tmp_path / "c.tsv")]).load_split("train")
+    with pytest.raises(KeyError, match=r"c\.tsv: missing column\(s\) 'label'"):
+        NLITriplets([str(tmp_path / "a.tsv"), str(tmp_path / "c.tsv")]).frame()
 
 
 def test_load_encoder_weights_skipped_on_resume(tmp_path):

@@ -31,7 +31,7 @@ def _tiny_decoder(layers: int) -> DecoderTextEncoder:
 
 def test_tiny_validate_reports_spearman(tmp_path):
     cli = main(["validate", "--config", "recipes/token_prepending/tiny.yaml", f"--trainer.default_root_dir={tmp_path}"])
-    enc = cli.model.encoders["shared"]
+    enc = cli.model.towers["shared"]
     assert isinstance(enc, DecoderTextEncoder) and enc.token_prepending and enc.prompt is not None
     assert -1 <= float(cli.trainer.callback_metrics["val/spearman"]) <= 1
 
