@@ -167,7 +167,11 @@ class Step:
             head = self.system.heads[name] if name in self.system.heads else None
             if head is None:
                 raise KeyError(f"no head {name!r}; heads: {sorted(self.system.heads)}")
-            self._heads[name] = head(self.embeddings(head.columns))  # columns None: every input column
+            columns = head.columns if head.columns is not None else self.columns  # None: every input column
+            if getattr(head, "reads", "pooled") == "sequence":  # token-level heads read Features
+                self._heads[name] = head([self.features(c) for c in columns])
+            else:
+                self._heads[name] = head(self.embeddings(columns))
         return self._heads[name]
 
     # ---------------------------------------------------------------- sharing

@@ -24,9 +24,16 @@ from polymodal.plugins.text.pretrained import (
     PRETRAINED_PATHS,
     from_sentence_transformers,
 )
-from polymodal.plugins.text.processor import TextProcessor, byte_tokenizer
+from polymodal.plugins.text.processor import TextProcessor, WordProcessor, byte_tokenizer
 
-__all__ = ["DecoderTextEncoder", "TextEncoder", "TextProcessor", "byte_tokenizer", "from_sentence_transformers"]
+__all__ = [
+    "DecoderTextEncoder",
+    "TextEncoder",
+    "TextProcessor",
+    "WordProcessor",
+    "byte_tokenizer",
+    "from_sentence_transformers",
+]
 
 polymodal_api_version = 1
 
