@@ -161,7 +161,9 @@ def test_token_head_loss_and_span_metric_on_a_system():
 
     torch.manual_seed(0)
     system = _token_system()
-    batch = _batch(system, [["Ann", "lives", "in", "Rome"], ["Bo"]], [["B-PER", "O", "O", "B-LOC"], ["B-PER"]], ["a", "b"])
+    batch = _batch(
+        system, [["Ann", "lives", "in", "Rome"], ["Bo"]], [["B-PER", "O", "O", "B-LOC"], ["B-PER"]], ["a", "b"]
+    )
     step = Step(system, batch, "val")
     logits = step.head("tags")
     assert logits.shape[:2] == batch.inputs["tokens"]["input_ids"].shape and logits.shape[-1] == 5
