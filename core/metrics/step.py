@@ -353,6 +353,7 @@ class SpanF1(StepMetric):
         tags: meta column with each sentence's per-word gold tags.
         group: optional meta column naming each row's group (e.g. ``domain``); then ``<group>/f1`` ... too.
         groups: the group names, in the order reported (required with ``group``).
+        average: the groups whose F1 ``avg_f1`` averages (default: all), e.g. the target domains only.
 
     Keys: ``precision``, ``recall``, ``f1`` (micro over every sentence), with groups also ``<g>/precision``,
     ``<g>/recall``, ``<g>/f1`` and ``avg_f1`` (the mean of the groups' F1, the cross-domain NER average).
@@ -366,6 +367,7 @@ class SpanF1(StepMetric):
         tags: str = "tags",
         group: str | None = None,
         groups: Sequence[str] | None = None,
+        average: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -375,6 +377,9 @@ class SpanF1(StepMetric):
         self.groups = [str(g) for g in groups] if groups else []
         if len(set(self.groups)) != len(self.groups):
             raise ValueError(f"SpanF1: groups must be distinct, got {self.groups}")
+        self.average = [str(g) for g in average] if average is not None else list(self.groups)
+        if set(self.average) - set(self.groups):
+            raise ValueError(f"SpanF1: average names {sorted(set(self.average) - set(self.groups))}, not in groups")
         n = max(len(self.groups), 1)
         for name in ("tp", "n_pred", "n_gold", "sentences"):
             self.add_state(name, default=torch.zeros(n, dtype=torch.float64), dist_reduce_fx="sum")
@@ -439,6 +444,7 @@ class SpanF1(StepMetric):
                     continue
                 gp, gr, gf = prf(float(tp[k]), float(n_pred[k]), float(n_gold[k]))
                 out.update({f"{name}/precision": gp, f"{name}/recall": gr, f"{name}/f1": gf})
-                f1s.append(gf)
+                if name in self.average:
+                    f1s.append(gf)
             out["avg_f1"] = float(np.mean(f1s)) if f1s else float("nan")
         return out

@@ -25,11 +25,13 @@ from polymodal.plugins.text.pretrained import (
     from_sentence_transformers,
 )
 from polymodal.plugins.text.processor import TextProcessor, WordProcessor, byte_tokenizer
+from polymodal.plugins.text.word_embeddings import WordEmbedder
 
 __all__ = [
     "DecoderTextEncoder",
     "TextEncoder",
     "TextProcessor",
+    "WordEmbedder",
     "WordProcessor",
     "byte_tokenizer",
     "from_sentence_transformers",
