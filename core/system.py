@@ -369,6 +369,10 @@ class System(SafeCheckpointLoading, pl.LightningModule):
                 out.append(override)
                 continue
             tower = self.tower_for(c)
+            offered = getattr(tower, "processor", None)
+            if not isinstance(tower, Encoder) and isinstance(offered, Processor):
+                out.append(offered)  # a tower that is no Encoder but brings its processor (a causal LM)
+                continue
             if not isinstance(tower, Encoder):
                 raise TypeError(
                     f"input column {c!r}: tower {self.tower_name(c)!r} ({type(tower).__name__}) is not a polymodal "
