@@ -224,7 +224,7 @@ class WordProcessor(TextProcessor):
                 self._warned = True
                 warnings.warn(
                     f"{cut} of {len(encodings)} sentences were longer than max_length={self.max_length} tokens; their "
-                    "last words are cut (predicted as O)",
+                    "last words are cut (a tagger predicts O for them)",
                     stacklevel=2,
                 )
         T = max(max((len(e.ids) for e in encodings), default=0), 1)
