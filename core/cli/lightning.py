@@ -363,7 +363,7 @@ def save_last_if_stale(callback: Any, trainer: pl.Trainer) -> None:
     """Write ``callback``'s ``last.ckpt`` unless it already holds ``trainer.global_step``."""
     from pytorch_lightning.trainer.states import TrainerFn
 
-    if trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking or trainer.fast_dev_run:
+    if trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking or getattr(trainer, "fast_dev_run", False):
         return
     if trainer.global_step == 0 or getattr(callback, "_polymodal_last_step", None) == trainer.global_step:
         return
@@ -650,7 +650,7 @@ def lightning_cli(args: list[str] | None) -> Any:
         sys.argv[1:] = argv
     _CURRENT_ARGS = None if args is None else argv
     cli_class, parser_class = _cli_classes()
-    cli_class.allow_random_weights = allow_random
+    cli_class.allow_random_weights = allow_random  # type: ignore[attr-defined]
     try:
         return cli_class(
             pl.LightningModule,

@@ -1,8 +1,9 @@
-"""Data: sources (tables, NLI triplets, CoNLL BIO files, splits), the data module, splits, stratified sampling."""
+"""Data: sources (tables, NLI triplets, CoNLL BIO files, image captions, splits), the data module, sampling."""
 
 from __future__ import annotations
 
 from polymodal.data.cache import FeatureCache, model_fingerprint
+from polymodal.data.captions import Captions
 from polymodal.data.conll import ConllSource, read_conll, tag_set
 from polymodal.data.datamodule import Collator, EpochShuffleSampler, RowsDataset, TableDataModule, column_name
 from polymodal.data.sources import NLITriplets, Source, Split, Table, as_source
@@ -18,6 +19,7 @@ from polymodal.data.tables import LAYOUTS, check_columns, iter_table, read_table
 
 __all__ = [
     "LAYOUTS",
+    "Captions",
     "Collator",
     "ConllSource",
     "EpochShuffleSampler",

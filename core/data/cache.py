@@ -40,6 +40,8 @@ def model_fingerprint(model: Any) -> str:
     pooler = getattr(model, "pooler", None)
     if pooler is not None and hasattr(pooler, "get_config"):
         h.update(f"{type(pooler).__qualname__}{json.dumps(pooler.get_config(), sort_keys=True, default=str)}".encode())
+    # output options that change the vectors without changing a weight (a Matryoshka-truncated width)
+    h.update(f"truncate_dim={getattr(model, 'truncate_dim', None)}".encode())
     return h.hexdigest()
 
 
@@ -169,7 +171,7 @@ class FeatureCache:
         self.directory.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
         keys = np.array(list(self.store), dtype="U64")
         values = list(self.store.values())
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, Any] = {}  # savez(**arrays): Any keeps mypy off its allow_pickle keyword
         if len({v.shape for v in values}) == 1:
             arrays["vectors"] = np.stack(values)
         else:  # ragged (per-sentence token vectors): concatenated, with each entry's length
