@@ -22,7 +22,9 @@ ablations of one tuned model over retrieval settings.
 
 In ``args`` the placeholders ``{root}`` (the sweep's output folder), ``{run}`` and ``{seed}`` are replaced,
 so a run can start from an earlier run's output (``--model.init_args.init_from={root}/stage1/seed{seed}/...``);
-runs execute in file order. Each run's ``--trainer.default_root_dir`` is ``{root}/{run}/seed{seed}``.
+runs execute in file order. Each run's ``--trainer.default_root_dir`` is ``{root}/{run}/seed{seed}``; ``root``
+(a key of the file, or ``--root``) defaults to ``runs/sweeps/<recipe>`` (``runs/sweeps/<recipe>/<stem>`` for
+another file name than ``sweep.yaml``).
 
 Every run is a separate process executing exactly the ``polymodal fit ...`` command recorded beside its
 figures, so a table row can be reproduced by hand. Results go to ``{root}/results.json`` (every run, seed,
@@ -123,7 +125,10 @@ def load_sweep(path: str | os.PathLike[str], root: str | None = None) -> Sweep:
         runs.append(Run(name, configs, args, bool(body.get("test", test)) and command == "fit", command))
     seeds = [int(s) for s in (spec.get("seeds") or [0])]
     metrics = _strings(spec.get("metrics"), f"{file}: metrics")
-    default_root = str(Path("runs") / "sweeps" / file.stem)
+    # runs/sweeps/<recipe> for recipes/<recipe>/sweep.yaml, runs/sweeps/<recipe>/<stem> for sweep_cpu.yaml etc.
+    default_root = str(Path("runs") / "sweeps" / file.resolve().parent.name)
+    if file.stem != "sweep":
+        default_root = str(Path(default_root) / file.stem)
     return Sweep(
         str(file), str(spec.get("description", "")), runs, seeds, metrics, root or spec.get("root") or default_root
     )

@@ -259,3 +259,19 @@ def test_two_fits_on_one_output_folder_the_second_fails_naming_the_holder(tmp_pa
         holder.wait()
     _fit(tmp_path)  # the kernel released the lock of the killed holder
     assert (tmp_path / "model" / "polymodal.json").is_file()
+
+
+@pytest.mark.parametrize("env", [{"LOCAL_RANK": "1"}, {"RANK": "3", "LOCAL_RANK": "0"}])
+def test_a_launched_ddp_worker_does_not_take_the_lock_its_rank_zero_holds(tmp_path, monkeypatch, env):
+    from polymodal.cli.lightning import fit_lock
+
+    with fit_lock(tmp_path):  # rank 0 holds it ...
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        with fit_lock(tmp_path):  # ... and the worker the launcher started runs beside it
+            pass
+        monkeypatch.delenv("RANK", raising=False)
+        monkeypatch.setenv("LOCAL_RANK", "0")
+        with pytest.raises(SystemExit, match="in use by another fit"):
+            with fit_lock(tmp_path):
+                pass
