@@ -96,3 +96,92 @@ def test_tiny_config_tunes_then_generates_and_scores(tmp_path):
     inputs = batch.inputs["prompt+answer"]
     answered = (inputs["labels"] != -100).sum(1)
     assert bool((answered > 0).all()) and bool((answered < inputs["attention_mask"].sum(1)).all())
+
+
+def _print_config(argv: list[str]) -> dict:
+    """The config ``argv`` resolves to (``--print_config``: parsed and validated, nothing instantiated)."""
+    import contextlib
+    import io
+
+    import yaml
+
+    from polymodal.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_:
+        main([*argv, "--print_config"])
+    assert exit_.value.code in (0, None), out.getvalue()[-2000:]
+    return yaml.safe_load(out.getvalue())
+
+
+def test_smollm2_config_parses():
+    cfg = _print_config(["fit", "--config", "recipes/if_wraner/smollm2.yaml"])
+    model = cfg["model"]["init_args"]
+    lm = model["towers"]["lm"]["init_args"]
+    assert (lm["model"], lm["neftune_alpha"]) == ("smollm2-135m", 5.0)  # the regularisation the docs state
+    assert model["save_frozen"] is False and model["frozen"] == ["towers.lm.*"]
+    sources = cfg["data"]["init_args"]["sources"]
+    train, test = sources["train"]["init_args"], sources["test"]["init_args"]
+    assert train["k_choices"] == [0, 1, 2, 3] and train["shuffle_types"] is True
+    assert (test["k"], test["retrieval"]) == (3, "word")
+    assert test["queries"]["init_args"]["sample"] == 4 and test["queries"]["init_args"]["seed"] == 0
+    assert [p.split("/")[-2] for p in test["pool"]["init_args"]["paths"]] == model["metrics"]["ner"]["init_args"][
+        "groups"
+    ]
+
+
+def test_every_sweep_run_parses_with_its_overrides():
+    from polymodal.experiments import load_sweep, run_command
+
+    sweep = load_sweep("recipes/if_wraner/sweep.yaml", root="R")
+    expected = {  # run -> (command, tuned, retrieval, k)
+        "tuned_word_k3": ("fit", True, "word", 3),
+        "tuned_sentence_k3": ("test", True, "sentence", 3),
+        "tuned_word_k0": ("test", True, "word", 0),
+        "tuned_word_k1": ("test", True, "word", 1),
+        "tuned_word_k5": ("test", True, "word", 5),
+        "prompt_word_k3": ("test", False, "word", 3),
+        "prompt_word_k0": ("test", False, "word", 0),
+    }
+    assert [r.name for r in sweep.runs] == list(expected)
+    for run in sweep.runs:
+        command, tuned, retrieval, k = expected[run.name]
+        assert run.command == command and run.test == (command == "fit")
+        cfg = _print_config(run_command(run, 0, "R"))
+        test = cfg["data"]["init_args"]["sources"]["test"]["init_args"]
+        assert (test["retrieval"], test["k"]) == (retrieval, k), run.name
+        init_from = cfg["model"]["init_args"].get("init_from")
+        assert init_from == (
+            "R/tuned_word_k3/seed0/checkpoints/last.ckpt" if run.name != "tuned_word_k3" and tuned else None
+        ), run.name
+
+
+@pytest.mark.slow
+def test_smollm2_config_tunes_and_tests_on_real_data(shared_data, tmp_path):
+    """smollm2.yaml on the real files and the bundled SmolLM2-135M, cut to one step and one test sentence per domain."""
+    import torch
+
+    from polymodal.cli import main
+
+    cache = f"{tmp_path}/cache"
+    cli = main(
+        [
+            "fit",
+            "--config",
+            "recipes/if_wraner/smollm2.yaml",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.max_steps=1",
+            "--data.init_args.sources.train.init_args.queries.init_args.sample=4",
+            "--data.init_args.sources.train.init_args.pool.init_args.sample=20",
+            f"--data.init_args.sources.train.init_args.cache={cache}",
+            "--data.init_args.sources.test.init_args.queries.init_args.sample=1",
+            f"--data.init_args.sources.test.init_args.cache={cache}",
+            "--model.init_args.metrics.ner.init_args.max_new_tokens=8",
+        ]
+    )
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")["state_dict"]
+    assert state and all(".layers.2" in k or k.endswith("model.norm.weight") for k in state), sorted(state)[:5]
+    (result,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+    for domain in ["politics", "science", "music", "literature", "ai"]:
+        assert 0.0 <= result[f"test/{domain}/f1"] <= 1.0
+    assert 0.0 <= result["test/malformed_rate"] <= 1.0 and 0.0 <= result["test/coverage"] <= 1.0
