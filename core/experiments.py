@@ -158,8 +158,13 @@ def _worker(argv: Sequence[str], out: str, test: bool) -> None:
     Path(out).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
 
-def run_sweep(sweep: Sweep, only: Sequence[str] | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
-    """Run every (run, seed) in its own process; returns the records written to ``results.json``."""
+def run_sweep(
+    sweep: Sweep, only: Sequence[str] | None = None, dry_run: bool = False, seeds: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
+    """Run every (run, seed) in its own process; returns the records written to ``results.json``.
+
+    ``only`` / ``seeds`` restrict the runs / seeds executed now; earlier results of the (run, seed) pairs not
+    executed now are kept in the table."""
     from polymodal.io import atomic_path
 
     root = Path(sweep.root)
@@ -168,11 +173,16 @@ def run_sweep(sweep: Sweep, only: Sequence[str] | None = None, dry_run: bool = F
     records: list[dict[str, Any]] = []
     if results_path.is_file():  # keep earlier results of runs not repeated now
         previous = json.loads(results_path.read_text())
-        records = [r for r in previous if only is not None and r["run"] not in only]
+        records = [r for r in previous if not _selected(r["run"], r["seed"], only, seeds)]
+    unknown = sorted(set(seeds or []) - set(sweep.seeds))
+    if unknown:
+        raise ValueError(f"{sweep.path}: seeds {unknown} are not in the sweep's seeds {sweep.seeds}")
     for run in sweep.runs:
         if only is not None and run.name not in only:
             continue
         for seed in sweep.seeds:
+            if seeds is not None and seed not in seeds:
+                continue
             argv = run_command(run, seed, sweep.root)
             command = "polymodal " + " ".join(shlex.quote(a) for a in argv) + ("  # then: test" if run.test else "")
             print(f"polymodal sweep: [{run.name} seed {seed}] {command}", flush=True)
@@ -199,6 +209,10 @@ def run_sweep(sweep: Sweep, only: Sequence[str] | None = None, dry_run: bool = F
         with atomic_path(root / "results.md") as tmp:
             tmp.write_text(format_table(sweep, records))
     return records
+
+
+def _selected(run: str, seed: int, only: Sequence[str] | None, seeds: Sequence[int] | None) -> bool:
+    return (only is None or run in only) and (seeds is None or seed in seeds)
 
 
 def _mean_std(values: list[float]) -> str:

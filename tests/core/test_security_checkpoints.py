@@ -63,7 +63,7 @@ def test_ckpt_hyper_parameters_cannot_choose_code(trained, tmp_path, monkeypatch
     marker = tmp_path / "marker"
     _payload_module(tmp_path, marker)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
     bad = _poison(trained, tmp_path / "bad.ckpt", change)
     before = set(sys.modules)
     with pytest.raises(SystemExit) as err:
@@ -115,9 +115,11 @@ def test_pickle_payload_checkpoint_is_refused(tmp_path):
 
 
 def test_check_class_paths_allows_imported_library_classes():
-    check_class_paths(
-        {"_class_path": "polymodal.presets.ContrastiveSystem", "opt": {"class_path": "torch.optim.AdamW"}}, "x.ckpt"
-    )
+    import polymodal.system  # noqa: F401  (the class a checkpoint may name must already be imported)
+
+    check_class_paths({"_class_path": "polymodal.system.System", "opt": {"class_path": "torch.optim.AdamW"}}, "x.ckpt")
+    with pytest.raises(ValueError, match="not an already-imported"):  # a preset is a factory function, not a class
+        check_class_paths({"_class_path": "polymodal.presets.ContrastiveSystem"}, "x.ckpt")
     with pytest.raises(ValueError, match="hyper_parameters.opt.class_path"):
         check_class_paths({"opt": {"class_path": "torch.optim.NoSuchThing"}}, "x.ckpt")
 
@@ -229,7 +231,7 @@ def test_huge_config_is_refused(tmp_path):
 
 
 def test_two_fits_on_one_output_folder_the_second_fails_naming_the_holder(tmp_path):
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     holder = subprocess.Popen(
         [
             sys.executable,
