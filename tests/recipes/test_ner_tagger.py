@@ -1,6 +1,6 @@
 """ner_tagger recipe: the real-data configs and every sweep run parse; on the shared data they train and test.
 
-The tiny config is fitted by tests/recipes/test_tiny_configs.py and tests/test_bad_inputs_token_tasks.py.
+The tiny config is fitted by tests/recipes/test_tiny_configs.py and tests/core/test_bad_inputs_token_tasks.py.
 """
 
 from __future__ import annotations
