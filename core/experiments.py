@@ -16,6 +16,10 @@ shipped configs with command-line overrides, once per seed::
       mean_lr:
         args: [--model.init_args.optimizer.init_args.lr=5e-5]
 
+A run with ``command: test`` is a ``polymodal test`` instead (no fit): an evaluation of an earlier run's weights
+(``--model.init_args.init_from={root}/<run>/seed{seed}/checkpoints/last.ckpt``) or of an untrained model, e.g. the
+ablations of one tuned model over retrieval settings.
+
 In ``args`` the placeholders ``{root}`` (the sweep's output folder), ``{run}`` and ``{seed}`` are replaced,
 so a run can start from an earlier run's output (``--model.init_args.init_from={root}/stage1/seed{seed}/...``);
 runs execute in file order. Each run's ``--trainer.default_root_dir`` is ``{root}/{run}/seed{seed}``; ``root``
@@ -52,6 +56,7 @@ class Run:
     configs: list[str]
     args: list[str] = field(default_factory=list)
     test: bool = False
+    command: str = "fit"
 
 
 @dataclass
@@ -107,15 +112,17 @@ def load_sweep(path: str | os.PathLike[str], root: str | None = None) -> Sweep:
             body = {"args": body or []}
         if not isinstance(body, dict):
             raise ValueError(f"{where}: expected a list of overrides or a mapping with configs/args/test")
-        extra = sorted(set(body) - {"configs", "args", "test"})
+        extra = sorted(set(body) - {"configs", "args", "test", "command"})
         if extra:
             raise ValueError(f"{where}: unknown field(s) {extra}")
+        command = str(body.get("command", "fit"))
+        if command not in ("fit", "test"):
+            raise ValueError(f"{where}.command: expected 'fit' or 'test', got {command!r}")
         configs = _strings(body.get("configs"), f"{where}.configs") or base
         if not configs:
             raise ValueError(f"{where}: no configs (set configs at the top or in the run)")
-        runs.append(
-            Run(name, configs, common + _strings(body.get("args"), f"{where}.args"), bool(body.get("test", test)))
-        )
+        args = common + _strings(body.get("args"), f"{where}.args")
+        runs.append(Run(name, configs, args, bool(body.get("test", test)) and command == "fit", command))
     seeds = [int(s) for s in (spec.get("seeds") or [0])]
     metrics = _strings(spec.get("metrics"), f"{file}: metrics")
     # runs/sweeps/<recipe> for recipes/<recipe>/sweep.yaml, runs/sweeps/<recipe>/<stem> for sweep_cpu.yaml etc.
@@ -128,8 +135,8 @@ def load_sweep(path: str | os.PathLike[str], root: str | None = None) -> Sweep:
 
 
 def run_command(run: Run, seed: int, root: str) -> list[str]:
-    """The ``polymodal fit`` arguments of one run and seed (placeholders filled)."""
-    out = ["fit"]
+    """The ``polymodal fit`` (or ``test``) arguments of one run and seed (placeholders filled)."""
+    out = [run.command]
     for cfg in run.configs:
         out += ["--config", cfg]
     values = {"root": root, "run": run.name, "seed": str(seed)}

@@ -167,7 +167,11 @@ class Step:
             if name not in self.system.heads:
                 raise KeyError(f"no head {name!r}; heads: {sorted(self.system.heads)}")
             head = cast(Head, self.system.heads[name])
-            self._heads[name] = head(self.embeddings(head.columns))  # columns None: every input column
+            columns = head.columns if head.columns is not None else self.columns  # None: every input column
+            if getattr(head, "reads", "pooled") == "sequence":  # token-level heads read Features
+                self._heads[name] = head([self.features(c) for c in columns])
+            else:
+                self._heads[name] = head(self.embeddings(columns))
         return self._heads[name]
 
     # ---------------------------------------------------------------- sharing
@@ -372,6 +376,10 @@ class System(SafeCheckpointLoading, pl.LightningModule):
                 out.append(override)
                 continue
             tower = self.tower_for(c)
+            offered = getattr(tower, "processor", None)
+            if not isinstance(tower, Encoder) and isinstance(offered, Processor):
+                out.append(offered)  # a tower that is no Encoder but brings its processor (a causal LM)
+                continue
             if not isinstance(tower, Encoder):
                 raise TypeError(
                     f"input column {c!r}: tower {self.tower_name(c)!r} ({type(tower).__name__}) is not a polymodal "

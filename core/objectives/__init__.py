@@ -14,5 +14,6 @@ from polymodal.objectives.base import EmbeddingLoss, Objective
 from polymodal.objectives.heads import HeadLoss
 from polymodal.objectives.language import CausalLMLoss
 from polymodal.objectives.prefix_lm import PrefixLMLoss
+from polymodal.objectives.tokens import TokenClassificationLoss
 
-__all__ = ["CausalLMLoss", "EmbeddingLoss", "HeadLoss", "Objective", "PrefixLMLoss"]
+__all__ = ["CausalLMLoss", "EmbeddingLoss", "HeadLoss", "Objective", "PrefixLMLoss", "TokenClassificationLoss"]

@@ -25,7 +25,8 @@ from polymodal.plugins.text.pretrained import (
     PRETRAINED_PATHS,
     from_sentence_transformers,
 )
-from polymodal.plugins.text.processor import TextProcessor, byte_tokenizer
+from polymodal.plugins.text.processor import TextProcessor, WordProcessor, byte_tokenizer
+from polymodal.plugins.text.word_embeddings import WordEmbedder
 
 __all__ = [
     "CharGRUEncoder",
@@ -33,6 +34,8 @@ __all__ = [
     "DecoderTextEncoder",
     "TextEncoder",
     "TextProcessor",
+    "WordEmbedder",
+    "WordProcessor",
     "byte_tokenizer",
     "from_sentence_transformers",
 ]
