@@ -1,0 +1,39 @@
+"""``python -m polymodal.recipes.sesa concepts``: derive the concept vocabulary from the training captions.
+
+    python -m polymodal.recipes.sesa concepts --captions data://captions/captions.tsv --k 100 \
+        --out recipes/sesa/data/concepts.txt
+
+The training images are those of the recipe's hash split (``Split(sizes=[800, 100, 100], key=image)``), so no
+validation or test caption shapes the vocabulary.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from polymodal.data.sources import Split
+from polymodal.recipes.sesa.model import derive_concepts, write_concepts
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m polymodal.recipes.sesa")
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("concepts", help="the K most frequent content words of the training captions")
+    c.add_argument("--captions", required=True, help="caption table (image, caption columns)")
+    c.add_argument("--k", type=int, default=100)
+    c.add_argument("--sizes", type=int, nargs=3, default=[800, 100, 100], help="hash split by image")
+    c.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    df = Split(sizes=args.sizes, part="train", path=args.captions, key="image").frame()
+    concepts = derive_concepts(df["caption"].tolist(), args.k)
+    header = (
+        f"SESA concepts: the {len(concepts)} most frequent content words (document frequency) of the captions of the\n"
+        f"{df['image'].nunique()} training images of {args.captions} (hash split {args.sizes} by image)\n"
+        "python -m polymodal.recipes.sesa " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    )
+    write_concepts(concepts, args.out, header)
+    print(f"{len(concepts)} concepts -> {args.out}: {', '.join(concepts[:20])}, ...")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""data_text_matching: sentences, tokens, the expand / compress graph, the tiny composition, the peers."""
+
+from __future__ import annotations
+
+import random
+
+import pandas as pd
+import pytest
+
+from polymodal.cli import main
+from polymodal.plugins.graph import read_graph
+from polymodal.recipes.data_text_matching import SCHEMA, build_graph, read_corpora, render_sentence, text_tokens
+from polymodal.recipes.data_text_matching.matching import baselines
+
+TINY = "package://data_text_matching/data/tiny"
+
+
+def test_sentences_and_tokens():
+    row = {c: "" for c in SCHEMA.columns}
+    row.update(given_name="ann", surname="lee", date_of_birth="1965-10-03", suburb="dapto", state="nsw")
+    texts = {render_sentence(row, random.Random(s), drop=0.0) for s in range(30)}
+    assert len(texts) == 3  # three templates
+    assert any("3 October 1965" in t for t in texts) and any("New South Wales" in t.title() for t in texts)
+    assert text_tokens("Lee, Ann: dapto; date of birth 03/10/1965.") == [
+        "lee",
+        "ann",
+        "dapto",
+        "date",
+        "of",
+        "birth",
+        "3",
+        "october",
+        "1965",
+    ]
+
+
+def test_expand_links_typos_and_compress_prunes_useless_values():
+    tuples = pd.DataFrame({"rec_id": ["a", "b"], **{c: "" for c in SCHEMA.columns}})
+    tuples.loc[0, ["given_name", "surname"]] = ["michaela", "neumann"]
+    tuples.loc[1, ["given_name", "surname"]] = ["courtney", "painter"]
+    sentences = pd.DataFrame({"sid": ["x", "y"], "sentence": ["Michaela Neuman lives here", "Courtney Painter too"]})
+    g, stats = build_graph(tuples, sentences, expand=True, compress=True, max_df=0.9)
+    edges = set(g.edges())
+    assert ("value:neuman", "value:neumann") in edges  # expand: one deletion apart
+    assert ("sentence:x", "value:michaela") in edges and ("tuple:a", "value:michaela") in edges
+    assert not any("value:lives" in e for e in edges)  # compress: reached from one object only
+    assert stats["expansion_edges"] == 1
+    g2, _ = build_graph(tuples, sentences, expand=False, compress=True, max_df=0.9)
+    assert not any("neuman" in n for n in g2.nodes)  # without expansion both spellings reach one object each
+    assert set(g2.nodes) >= {"tuple:a", "tuple:b", "sentence:x", "sentence:y"}  # objects are never pruned
+
+
+def test_shipped_tiny_graph_is_reproducible(tmp_path):
+    from polymodal.plugins.graph import write_graph
+
+    tuples, sentences = read_corpora(TINY)
+    graph, _ = build_graph(tuples, sentences, max_df=0.2)
+    write_graph(graph, tmp_path / "g.tsv")
+    shipped = read_graph(f"{TINY}/graph.tsv")
+    assert read_graph(str(tmp_path / "g.tsv")).edges() == shipped.edges()
+
+
+def test_tiny_fits_and_matches(tmp_path):
+    cli = main(["fit", "--config", "recipes/data_text_matching/tiny.yaml", f"--trainer.default_root_dir={tmp_path}"])
+    cli.trainer.test(cli.model, datamodule=cli.datamodule)
+    test = cli.model.results["test"]
+    assert {"s2t_r1", "s2t_r10", "s2t_mrr", "t2s_r1"} <= set(test) and 0 <= test["s2t_r1"] <= test["s2t_r10"] <= 1
+
+
+def test_tfidf_peer_on_the_tiny_corpus():
+    res = baselines(TINY, ["tfidf"])["tfidf"]
+    assert 0.5 < res["recall@1"] <= res["recall@10"] <= 1.0 and res["seconds"] >= 0
+
+
+@pytest.mark.slow
+def test_recordlinkage_peer_on_the_tiny_corpus():
+    pytest.importorskip("recordlinkage")
+    res = baselines(TINY, ["recordlinkage"])["recordlinkage"]
+    assert res["recall@1"] > 0.8
