@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
+    parser.add_argument("--time-sentences", type=int, default=0, help="time on N of the sentences (0: all)")
+    parser.add_argument(
+        "--cpu-time", action="store_true", help="time with process CPU seconds (robust on a loaded machine)"
+    )
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -77,19 +81,27 @@ def main(argv: list[str] | None = None) -> float:
         assert diff < 1e-4, f"truncated {k}-layer model differs from layer {k} embeddings by {diff}"
     params = {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()}
 
+    timed = unique
+    if args.time_sentences:
+        pick = np.random.default_rng(0).choice(len(unique), size=min(args.time_sentences, len(unique)), replace=False)
+        timed = [unique[i] for i in sorted(pick)]
     times: dict[int, list[float]] = {k: [] for k in layers}
+    walls: dict[int, list[float]] = {k: [] for k in layers}
     for _ in range(args.repeats):
         for k in layers:  # alternate so machine load hits every layer count alike
-            start = time.perf_counter()
-            models[k].encode(unique, batch_size=args.batch_size, streams=1)
-            times[k].append(time.perf_counter() - start)
+            start, cpu = time.perf_counter(), time.process_time()
+            models[k].encode(timed, batch_size=args.batch_size, streams=1)
+            times[k].append(time.process_time() - cpu if args.cpu_time else time.perf_counter() - start)
+            walls[k].append(time.perf_counter() - start)
     best = {k: min(v) for k, v in times.items()}
+    print(f"timed {len(timed)} sentences; {'process CPU' if args.cpu_time else 'wall'} seconds, best of {args.repeats}")
+    print("wall seconds, best: " + ", ".join(f"{k} layers {min(walls[k]):.2f}" for k in layers))
     scores = {(k, d): STSEvaluator.score(emb[k][i1, :d], emb[k][i2, :d], gold).spearman for k in layers for d in dims}
 
     head = "| layers | params (M) | encode s | sent/s | speed-up | " + " | ".join(f"dim {d}" for d in dims) + " |"
     rule = "|---|---|---|---|---|" + "---|" * len(dims)
     rows = [
-        f"| {k} | {params[k] / 1e6:.1f} | {best[k]:.2f} | {len(unique) / best[k]:.0f} | {best[depth] / best[k]:.2f}x | "
+        f"| {k} | {params[k] / 1e6:.1f} | {best[k]:.2f} | {len(timed) / best[k]:.0f} | {best[depth] / best[k]:.2f}x | "
         + " | ".join(f"{scores[(k, d)]:.4f}" for d in dims)
         + " |"
         for k in layers

@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> float:
         )[0],
         args.repeats,
     )
-    assert np.array_equal(ours, st_ids(res)), "ubinary results differ"
+    same_bin = float(np.mean(ours == st_ids(res)))
+    assert same_bin > 0.99 and abs(recall(ours) - recall(st_ids(res))) < 1e-3, "ubinary results differ"
     rows.append(("ubinary", codes.shape[1], recall(ours), recall(st_ids(res)), t_ours, t_st))
     ratios["ubinary"] = t_st / t_ours
 
@@ -160,6 +161,7 @@ def main(argv: list[str] | None = None) -> float:
         args.repeats,
     )
     same = float(np.mean(ours == st_ids(res)))
+    assert abs(recall(ours) - recall(st_ids(res))) < 1e-3, "int8 recall differs"
     rows.append(("int8", corpus.shape[1], recall(ours), recall(st_ids(res)), t_ours, t_st))
     ratios["int8"] = t_st / t_ours
 
@@ -168,7 +170,9 @@ def main(argv: list[str] | None = None) -> float:
     print("|---|---|---|---|---|---|---|")
     for name, nbytes, r_ours, r_st, t_o, t_s in rows:
         print(f"| {name} | {nbytes} | {r_ours:.4f} | {r_st:.4f} | {t_o:.3f} | {t_s:.3f} | {t_s / t_o:.2f} |")
-    print(f"int8: {same:.4f} of result ids identical to sentence-transformers' (ties in int8 dot products aside)")
+    print(f"ids identical to sentence-transformers' at each rank: ubinary {same_bin:.4f}, int8 {same:.4f}")
+    print("(differences: candidates with equal code scores at the cut, or near-equal rescored scores, are ordered")
+    print(" differently: their quicksort is not stable; recall must be equal)")
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     print(f"ratio: {ratios['ubinary']:.2f}")
     return ratios["ubinary"]

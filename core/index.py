@@ -206,7 +206,7 @@ class VectorIndex:
         else:
             matches = self.native.search(np.ascontiguousarray(probe), n_cand, exact=exact)
             keys = np.atleast_2d(matches.keys).astype(np.int64)
-            counts = np.reshape(getattr(matches, "counts", keys.shape[1]), (-1, 1))
+            counts = np.reshape(np.asarray(getattr(matches, "counts", keys.shape[1])), (-1, 1))
             ids = np.where(np.arange(keys.shape[1]) < counts, keys, -1)
             scores = 1.0 - np.atleast_2d(matches.distances)  # ip distance is 1 - dot
         if self.precision == "float32":
@@ -279,9 +279,9 @@ class VectorIndex:
             raise ValueError(f"{config_path}: expected a JSON object")
         if config.get("format_version") != INDEX_FORMAT_VERSION:
             raise ValueError(f"{config_path}: format_version {config.get('format_version')!r} not supported")
-        backend, precision = config.get("backend"), config.get("precision")
+        backend, precision = str(config.get("backend")), str(config.get("precision"))
         try:
-            _check_choice(str(backend), str(precision))
+            _check_choice(backend, precision)
         except ValueError as exc:
             raise ValueError(f"{config_path}: {exc}") from None
         for key in ("dim", "count"):

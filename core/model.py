@@ -504,20 +504,11 @@ class EmbeddingModel(nn.Module):
         return model.to(map_location).eval()
 
 
-#: EmbeddingModel subclasses of our own package that saved folders name, imported only when a folder
-#: names one (the cross-encoder module imports Lightning, which every plugin load would otherwise pay).
-OWN_MODEL_CLASSES: tuple[str, ...] = ("polymodal.plugins.text.cross_encoder.CrossEncoder",)
-
-
 def _model_class(name: Any, where: str) -> type[EmbeddingModel]:
-    """The registered EmbeddingModel subclass ``model_class`` names (see :mod:`polymodal.registry`)."""
-    from polymodal.registry import register_class, registered_classes, resolve_class
+    """The registered EmbeddingModel subclass ``model_class`` names (see :mod:`polymodal.registry`: the core's
+    own classes and the ``models`` of loaded plugins, e.g. the text plugin's ``CrossEncoder``)."""
+    from polymodal.registry import resolve_class
 
-    if isinstance(name, str) and name in OWN_MODEL_CLASSES and name not in registered_classes("model"):
-        import importlib
-
-        module, _, attr = name.rpartition(".")
-        register_class(getattr(importlib.import_module(module), attr), "model")
     return resolve_class(name, "model", field="model_class", base=EmbeddingModel, where=where)
 
 
@@ -761,6 +752,7 @@ def _release_free_memory() -> None:
 
 #: Model folder formats :func:`load` recognises: name -> (file that marks it, importer in our own package).
 FOLDER_FORMATS: dict[str, tuple[str, str]] = {
+    "prefix-lm": ("prefix_lm.json", "polymodal.prefix_lm:PrefixLM.from_folder"),  # PrefixLM: .generate(inputs, prompt)
     "polymodal": (CONFIG_NAME, "polymodal.model:EmbeddingModel.from_folder"),
     "sentence-transformers": ("modules.json", "polymodal.plugins.text.pretrained:from_sentence_transformers"),
     "huggingface": ("config.json", "polymodal.plugins.text.pretrained:from_huggingface"),

@@ -137,10 +137,11 @@ def _topk_dense(queries: np.ndarray, corpus: np.ndarray, k: int) -> tuple[np.nda
 
 def _topk_hamming(query_bits: np.ndarray, corpus_bits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` smallest Hamming distances between packed uint8 codes -> ``(Q, k)`` distances and ids."""
+    faiss: Any = None
     try:
         import faiss
     except ImportError:
-        faiss = None
+        pass
     if faiss is not None:
         index = faiss.IndexBinaryFlat(corpus_bits.shape[1] * 8)
         index.add(np.ascontiguousarray(corpus_bits))
@@ -242,9 +243,9 @@ def semantic_search(
         if not rescore:
             return scores, ids
         candidates = _dequantize_int8(corpus[ids], ranges)  # (Q, C, D)
-    rescored = np.einsum("qd,qcd->qc", q, candidates)  # (Q, C)
+    rescored = np.einsum("qd,qcd->qc", q.astype(np.float64), candidates)  # (Q, C), float64 as sentence-transformers
     order = np.argsort(-rescored, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(rescored, order, 1), np.take_along_axis(ids, order, 1)
+    return np.take_along_axis(rescored, order, 1).astype(np.float32), np.take_along_axis(ids, order, 1)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import fnmatch
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pytorch_lightning as pl
 import torch
@@ -164,9 +164,9 @@ class Step:
     def head(self, name: str) -> Tensor:
         """The named head's output on its columns' embeddings (computed once)."""
         if name not in self._heads:
-            head = self.system.heads[name] if name in self.system.heads else None
-            if head is None:
+            if name not in self.system.heads:
                 raise KeyError(f"no head {name!r}; heads: {sorted(self.system.heads)}")
+            head = cast(Head, self.system.heads[name])
             self._heads[name] = head(self.embeddings(head.columns))  # columns None: every input column
         return self._heads[name]
 
@@ -283,7 +283,7 @@ class System(SafeCheckpointLoading, pl.LightningModule):
         self.objectives = nn.ModuleDict(
             {k: v if isinstance(v, Objective) else EmbeddingLoss(v) for k, v in raw.items()}
         )
-        for name, objective in self.objectives.items():
+        for name, objective in self._objectives():
             objective.name = name
             if isinstance(objective, HeadLoss) and objective.head not in self.heads:
                 raise ValueError(f"objective {name!r} reads head {objective.head!r}; heads: {sorted(self.heads)}")
@@ -309,6 +309,13 @@ class System(SafeCheckpointLoading, pl.LightningModule):
         self.init_from = init_from
         if init_from:
             self.load_weights(init_from)
+
+    # ------------------------------------------------------------------ parts
+    def _objectives(self) -> list[tuple[str, Objective]]:
+        return [(k, cast(Objective, v)) for k, v in self.objectives.items()]
+
+    def _metric_items(self) -> list[tuple[str, StepMetric]]:
+        return [(k, cast(StepMetric, v)) for k, v in self.metrics.items()]
 
     # ---------------------------------------------------------------- routing
     def tower_name(self, column: str) -> str:
@@ -388,7 +395,9 @@ class System(SafeCheckpointLoading, pl.LightningModule):
 
     def inference_model(self, column: str | None = None, *, tower: str | None = None, head: str | None = None) -> Any:
         """The inference model of one tower: an :class:`~polymodal.model.EmbeddingModel` (tower, its pooler,
-        normalisation), or with ``head`` a cross-encoder scoring model (tower + linear head)."""
+        normalisation), or with ``head`` a cross-encoder scoring model (tower + linear head). A tower that is
+        not an :class:`~polymodal.modality.Encoder` (a :class:`~polymodal.PrefixLM`) is its own inference
+        model."""
         from polymodal.model import EmbeddingModel
 
         if tower is None:
@@ -397,6 +406,10 @@ class System(SafeCheckpointLoading, pl.LightningModule):
         if tower not in self.towers:
             raise KeyError(f"no tower {tower!r}; towers: {sorted(self.towers)}")
         encoder = self.towers[tower]
+        if not isinstance(encoder, Encoder):
+            if head is not None:
+                raise ValueError(f"tower {tower!r} ({type(encoder).__name__}) is its own inference model; no head")
+            return encoder  # a model of its own (e.g. polymodal.PrefixLM, which saves itself)
         pooler = self.poolers[tower] if tower in self.poolers else self.pooler
         if head is not None:
             from polymodal.plugins.text.cross_encoder import CrossEncoder
@@ -465,13 +478,16 @@ class System(SafeCheckpointLoading, pl.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
 
     def _trained_keys(self) -> set[str]:
-        """State-dict keys a ``save_frozen=False`` checkpoint keeps: trainable parameters and the buffers of
-        modules that are not fully frozen (batch-norm statistics of a trained part, ...)."""
+        """State-dict keys a ``save_frozen=False`` checkpoint keeps: trainable parameters and the persistent
+        buffers of modules that are not fully frozen (a frozen backbone's batch-norm statistics are rebuilt
+        from its source; non-persistent buffers such as rotary tables are never in a state dict)."""
         keys = {n for n, p in self.named_parameters() if p.requires_grad}
-        frozen = [name for name, _ in self._frozen_named()]
-        for bname, _ in self.named_buffers():
-            if not any(bname == f or bname.startswith(f + ".") for f in frozen):
-                keys.add(bname)
+        frozen = {id(m) for m in self._frozen_modules()}
+        skip = tuple(f"{n}." for n, m in self.named_modules() if id(m) in frozen)
+        params = {n for n, _ in self.named_parameters(remove_duplicate=False)}
+        for name in self.state_dict():
+            if name not in params and not name.startswith(skip):
+                keys.add(name)
         return keys
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -505,7 +521,7 @@ class System(SafeCheckpointLoading, pl.LightningModule):
     # ------------------------------------------------------------------ steps
     def _objectives_for(self, step: Step) -> list[Objective]:
         out = []
-        for objective in self.objectives.values():
+        for _, objective in self._objectives():
             if step.stage not in objective.stages:
                 continue
             columns, targets = objective.requires()
@@ -571,14 +587,14 @@ class System(SafeCheckpointLoading, pl.LightningModule):
     # ---------------------------------------------------------------- metrics
     def _metrics_for(self, step: Step) -> list[StepMetric]:
         out = []
-        for metric in self.metrics.values():
+        for _, metric in self._metric_items():
             if step.stage in metric.stages and metric.applies(step):
                 out.append(metric)
         return out
 
     def _log_metrics(self, stage: str) -> None:
         results: dict[str, float] = {}
-        for name, metric in self.metrics.items():
+        for name, metric in self._metric_items():
             if stage not in metric.stages or metric.update_count == 0:
                 continue
             values = metric.compute()
@@ -600,7 +616,7 @@ class System(SafeCheckpointLoading, pl.LightningModule):
         self._log_metrics("train")
 
     def on_validation_epoch_start(self) -> None:
-        for metric in self.metrics.values():
+        for _, metric in self._metric_items():
             metric.reset()
 
     on_test_epoch_start = on_validation_epoch_start

@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     import polymodal
     from polymodal.data.tables import read_table
 
-    p = argparse.ArgumentParser(prog="python -m polymodal.zero_shot", description=main.__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m polymodal.zero_shot", description=(main.__doc__ or "").splitlines()[0])
     p.add_argument("--text-model", required=True)
     p.add_argument("--image-model", required=True)
     p.add_argument("--captions", required=True, help="table with image and caption columns")

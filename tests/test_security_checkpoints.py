@@ -199,6 +199,28 @@ def test_alias_bomb_configs_are_refused_quickly(tmp_path, yaml_text, expected):
         assert expected in str(err.value) and "\n" not in str(err.value)
 
 
+def test_alias_bomb_is_refused_when_the_config_is_rewritten_inline(tmp_path):
+    """A config naming lightning.pytorch.* classes is passed on as YAML text: still bounded."""
+    cfg = tmp_path / "bomb.yaml"
+    rows = "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcdefg", "bcdefgh")
+    )
+    cfg.write_text(
+        "trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.ModelCheckpoint\na: &a [x, x]\n" + rows
+    )
+    with pytest.raises(SystemExit, match="expands to more than"):
+        main(["fit", "--config", str(cfg)])
+
+
+def test_deeply_nested_config_is_one_line(tmp_path):
+    cfg = tmp_path / "deep.yaml"
+    cfg.write_text("a: " + "[" * 20000 + "]" * 20000 + "\n")
+    with pytest.raises(SystemExit) as err:
+        main(["fit", "--config", str(cfg)])
+    assert "\n" not in str(err.value)
+
+
 def test_huge_config_is_refused(tmp_path):
     cfg = tmp_path / "huge.yaml"
     cfg.write_text("# " + "x" * (9 << 20) + "\n")

@@ -241,16 +241,23 @@ def check_config_file(path: str | os.PathLike[str]) -> None:
     """
     import yaml
 
-    p = Path(path)
-    if not p.is_file():
+    text = os.fspath(path)
+    p = Path(text) if len(text) < 4096 and "\n" not in text else None
+    if p is not None and not p.is_file():
         return
-    size = p.stat().st_size
+    if p is None:  # YAML text given inline (e.g. a config rewritten by alias_lightning_paths)
+        p, size, body = Path("<inline config>"), len(text.encode()), text
+    else:
+        size = p.stat().st_size
+        body = None
     if size > MAX_CONFIG_BYTES:
         raise SystemExit(f"polymodal: error: config {p} is {size:,} bytes; configs are limited to {MAX_CONFIG_BYTES:,}")
     try:
-        root = yaml.compose(p.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        root = yaml.compose(p.read_text(encoding="utf-8") if body is None else body, Loader=yaml.SafeLoader)
     except (yaml.YAMLError, UnicodeDecodeError):
         return  # the parser reports syntax errors itself
+    except RecursionError:
+        raise SystemExit(f"polymodal: error: config {p} is nested too deeply to parse") from None
     memo: dict[int, int] = {}
 
     def expanded(node: Any) -> int:
@@ -267,7 +274,11 @@ def check_config_file(path: str | os.PathLike[str]) -> None:
         memo[key] = min(total, 10 * MAX_CONFIG_VALUES)
         return memo[key]
 
-    if root is not None and expanded(root) > MAX_CONFIG_VALUES:
+    try:
+        total = expanded(root) if root is not None else 0
+    except RecursionError:
+        raise SystemExit(f"polymodal: error: config {p} is nested too deeply to parse") from None
+    if total > MAX_CONFIG_VALUES:
         raise SystemExit(
             f"polymodal: error: config {p} expands to more than {MAX_CONFIG_VALUES:,} values through YAML "
             "aliases (a 'billion laughs' file?); refusing to parse it"
@@ -352,7 +363,7 @@ def save_last_if_stale(callback: Any, trainer: pl.Trainer) -> None:
     """Write ``callback``'s ``last.ckpt`` unless it already holds ``trainer.global_step``."""
     from pytorch_lightning.trainer.states import TrainerFn
 
-    if trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking or trainer.fast_dev_run:
+    if trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking or getattr(trainer, "fast_dev_run", False):
         return
     if trainer.global_step == 0 or getattr(callback, "_polymodal_last_step", None) == trainer.global_step:
         return
@@ -639,7 +650,7 @@ def lightning_cli(args: list[str] | None) -> Any:
         sys.argv[1:] = argv
     _CURRENT_ARGS = None if args is None else argv
     cli_class, parser_class = _cli_classes()
-    cli_class.allow_random_weights = allow_random
+    cli_class.allow_random_weights = allow_random  # type: ignore[attr-defined]
     try:
         return cli_class(
             pl.LightningModule,

@@ -12,6 +12,7 @@ import shutil
 import textwrap
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 __all__ = ["add_arguments", "describe", "needs", "run"]
 
@@ -24,7 +25,7 @@ _PRETRAINED = {
 
 
 #: Wrap at spaces only: names such as all-MiniLM-L6-v2 and paths stay whole.
-_WRAP = {"break_on_hyphens": False, "break_long_words": False}
+_WRAP: dict[str, Any] = {"break_on_hyphens": False, "break_long_words": False}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -39,6 +39,8 @@ def model_fingerprint(model: Any) -> str:
     pooler = getattr(model, "pooler", None)
     if pooler is not None and hasattr(pooler, "get_config"):
         h.update(f"{type(pooler).__qualname__}{json.dumps(pooler.get_config(), sort_keys=True, default=str)}".encode())
+    # output options that change the vectors without changing a weight (a Matryoshka-truncated width)
+    h.update(f"truncate_dim={getattr(model, 'truncate_dim', None)}".encode())
     return h.hexdigest()
 
 

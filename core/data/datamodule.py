@@ -7,6 +7,7 @@ import math
 import os
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -162,6 +163,8 @@ class TableDataModule(pl.LightningDataModule):
         meta: columns passed through unprocessed (ids, file names, reference texts).
         classes: target column -> its class names in index order, for categorical labels written as text
             (``{label: [entailment, neutral, contradiction]}``); a value not in the list is a bad value.
+        ranges: target column -> ``[low, high]`` its values must lie in (``{score: [0, 5]}`` for STS-B); a
+            value outside is a bad value instead of passing without a word.
         allow_missing_targets: keep rows whose target is empty (NaN: that row is left out of that target's
             loss); by default an empty target is a bad value.
         layout: named layout for header-less files given as plain paths (``"stsb"``).
@@ -180,6 +183,8 @@ class TableDataModule(pl.LightningDataModule):
         stratify_mode: ``"stratified"`` (proportional; a permutation of all rows) or ``"balanced"`` (bins
             drawn with weight ``count ** stratify_alpha``: 0 gives every bin the same share).
         stratify_alpha: see ``stratify_mode``.
+        stratify_column: stratify training batches on the strata held in this column (class labels, or
+            joint bins of several targets) instead of binning the target; read like a ``meta`` column.
     """
 
     def __init__(
@@ -195,6 +200,7 @@ class TableDataModule(pl.LightningDataModule):
         eval_target: str | None = None,
         meta: list[str] | None = None,
         classes: dict[str, list[str]] | None = None,
+        ranges: dict[str, list[float]] | None = None,
         allow_missing_targets: bool = False,
         layout: str | None = None,
         read_options: dict[str, Any] | None = None,
@@ -208,6 +214,7 @@ class TableDataModule(pl.LightningDataModule):
         stratify_bins: int | None = None,
         stratify_mode: str = "stratified",
         stratify_alpha: float = 0.0,
+        stratify_column: str | None = None,
     ) -> None:
         super().__init__()
         if not inputs:
@@ -241,7 +248,14 @@ class TableDataModule(pl.LightningDataModule):
         self.targets = targets
         self.eval_target = eval_target
         self.meta = list(meta or [])
+        if stratify_column is not None and stratify_column not in self.meta:
+            self.meta.append(stratify_column)
+        self.stratify_column = stratify_column
         self.classes = {k: [str(c) for c in v] for k, v in (classes or {}).items()}
+        self.ranges = {k: (float(v[0]), float(v[1])) for k, v in (ranges or {}).items()}
+        for column, (low, high) in self.ranges.items():
+            if not low < high:
+                raise ValueError(f"ranges.{column}: need [low, high] with low < high, got {[low, high]}")
         for column, names in self.classes.items():
             if len(set(names)) != len(names) or len(names) < 2:
                 raise ValueError(f"classes.{column}: need at least two distinct class names, got {names}")
@@ -345,6 +359,9 @@ class TableDataModule(pl.LightningDataModule):
                         pass
                     elif not math.isfinite(f):
                         raise ValueError
+                    elif col in self.ranges and not self.ranges[col][0] <= f <= self.ranges[col][1]:
+                        low, high = self.ranges[col]
+                        bad.append((i, col, f"{f:g} is outside the declared range [{low:g}, {high:g}]"))
                 except (TypeError, ValueError):
                     bad.append((i, col, f"not a finite number: {v!r:.40}"))
                     f = float("nan")
@@ -391,9 +408,13 @@ class TableDataModule(pl.LightningDataModule):
     def train_sampler(self, ds: RowsDataset) -> torch.utils.data.Sampler[int]:
         seed = default_seed(self.seed)
         bins, mode, alpha = self.stratify
+        from polymodal.data.stratified import StratifiedSampler, quantile_bins
+
+        if self.stratify_column is not None:
+            strata = np.unique(np.asarray(ds.meta[self.stratify_column]), return_inverse=True)[1]
+            return StratifiedSampler(strata, mode=mode, alpha=alpha, seed=seed)
         if bins is None:
             return EpochShuffleSampler(len(ds), seed)
-        from polymodal.data.stratified import StratifiedSampler, quantile_bins
 
         if len(ds.targets) != 1:
             raise ValueError("data.stratify_bins needs exactly one target column (data.target)")

@@ -254,4 +254,4 @@ class StratifiedBatchSampler(BatchSampler):
         )
 
     def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+        self.sampler.set_epoch(epoch)  # type: ignore[union-attr]

@@ -41,7 +41,7 @@ def _pandas():
     try:
         import pandas as pd
     except ImportError:
-        raise ImportError("reading tables needs pandas: pip install 'polymodal[data]'") from None
+        raise ImportError("reading tables needs pandas (a core dependency): pip install 'pandas>=2.2'") from None
     return pd
 
 
@@ -114,7 +114,8 @@ def _open_binary(path: Path):
     import lzma
 
     ext = path.suffix.lower()
-    return {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(ext, open)(path, "rb")
+    openers: dict[str, Any] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    return openers.get(ext, open)(path, "rb")
 
 
 def _bad_utf8_line(path: Path) -> str:
@@ -193,10 +194,10 @@ class _ReadErrors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:
         p = self.path
         if exc is None or isinstance(exc, (FileNotFoundError, GeneratorExit, KeyboardInterrupt)):
-            return False
+            return None
         if isinstance(exc, UnicodeDecodeError) or "codec can't decode" in str(exc):
             where = _bad_utf8_line(p)
             raise ValueError(
@@ -207,10 +208,10 @@ class _ReadErrors:
         if isinstance(exc, (EOFError, OSError)):
             raise ValueError(f"{p}: cannot read ({type(exc).__name__}: {exc})") from None
         if isinstance(exc, (ValueError, KeyError)) and str(p) in str(exc):
-            return False
+            return None
         if isinstance(exc, Exception):  # pandas.errors.ParserError and friends
             raise ValueError(f"{p}: cannot parse: {exc}") from None
-        return False
+        return None
 
 
 def read_table(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -174,7 +175,7 @@ def retrieval_metrics(
             raise ValueError(f"query {i} has no relevant document")
         is_rel[i] = np.isin(order[i], np.fromiter(rel, dtype=np.int64, count=len(rel)))
         n_rel[i] = len(rel)
-    per: dict[str, np.ndarray] = {}
+    per: dict[str, Any] = {}
     for k in ks:
         per[f"recall@{k}"] = is_rel[:, :k].sum(axis=1) / n_rel
     top10 = is_rel[:, :10]
@@ -183,12 +184,12 @@ def retrieval_metrics(
     discounts = 1.0 / np.log2(np.arange(2, top10.shape[1] + 2))
     dcg = (top10 * discounts).sum(axis=1)
     ideal = np.array([discounts[: min(int(r), 10, depth)].sum() for r in n_rel])
-    per["ndcg@10"] = dcg / ideal
+    per["ndcg@10"] = np.asarray(dcg / ideal)
     if hits:
         for k in ks:
             per[f"hit@{k}"] = is_rel[:, :k].any(axis=1).astype(np.float64)
         first = is_rel.argmax(axis=1)  # every query has a relevant document somewhere in the full ranking
-        per["median_rank"] = first + 1.0
+        per["median_rank"] = (first + 1).astype(np.float64)
     metrics = {k: float(np.median(v) if k == "median_rank" else v.mean()) for k, v in per.items()}
     return RetrievalResult(metrics, len(relevant), per)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "ElasticSimilarity",
+    "HeadMean",
     "HeadMetrics",
     "PairSimilarity",
     "Perplexity",
@@ -76,6 +78,9 @@ class PairSimilarity(StepMetric):
         columns: the two input columns (default: the batch's first two).
         target: target name (default: the batch's only target).
     """
+
+    cos: list[Tensor]
+    gold: list[Tensor]
 
     def __init__(self, columns: Sequence[str] | None = None, target: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -167,6 +172,9 @@ class HeadMetrics(StepMetric):
         threshold: binary decision threshold.
         scale: regression / soft targets are divided by it (as in :class:`~polymodal.objectives.HeadLoss`).
     """
+
+    pred: list[Tensor]
+    gold: list[Tensor]
 
     def __init__(
         self,
@@ -268,6 +276,10 @@ class Retrieval(StepMetric):
         names: short names used in the keys (default: first letters of the columns, ``c2i_r1``).
     """
 
+    q: list[Tensor]
+    d: list[Tensor]
+    g: list[Tensor]
+
     def __init__(
         self,
         query: str,
@@ -318,6 +330,9 @@ class Perplexity(StepMetric):
     Keys: ``token_loss`` (mean NLL per predicted token) and ``ppl`` (its exponential).
     """
 
+    nll: Tensor
+    tokens: Tensor
+
     def __init__(self, objective: str = "lm", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.objective = objective
@@ -337,3 +352,56 @@ class Perplexity(StepMetric):
             return {}
         loss = float(self.nll / self.tokens)
         return {"token_loss": loss, "ppl": math.exp(min(loss, 50.0))}
+
+
+class HeadMean(StepMetric):
+    """The mean over several heads of one :class:`HeadMetrics` key (e.g. the mean Pearson r of two
+    regression targets, the WASSA empathy track's ranking metric).
+
+    Args:
+        heads: the heads' names.
+        key: the per-head metric to average (``pearson``, ``f1``, ...).
+        kind: the heads' task kind (as for :class:`HeadMetrics`).
+        targets: each head's target name (default: the head's name).
+        name: the logged key (default ``<key>_avg``).
+
+    Returns nothing when any head's value is undefined (NaN or missing).
+    """
+
+    def __init__(
+        self,
+        heads: Sequence[str],
+        key: str = "pearson",
+        kind: str = "regression",
+        targets: Sequence[str] | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        heads = [str(h) for h in heads]
+        targets = heads if targets is None else [str(t) for t in targets]
+        if not heads or len(targets) != len(heads):
+            raise ValueError(f"HeadMean needs heads and one target per head, got {heads} and {targets}")
+        self.key, self.name = key, name or f"{key}_avg"
+        self.parts = torch.nn.ModuleList([HeadMetrics(h, kind, target=t) for h, t in zip(heads, targets)])
+
+    def _parts(self) -> list[HeadMetrics]:
+        return [p for p in self.parts if isinstance(p, HeadMetrics)]
+
+    def requires(self) -> tuple[list[str], list[str]]:
+        return [], [part.target for part in self._parts() if part.target]
+
+    def update(self, step: Step) -> None:
+        for part in self._parts():
+            part.update(step)
+
+    def compute(self) -> dict[str, float]:
+        values = [part.compute().get(self.key, float("nan")) for part in self._parts()]
+        if any(v != v for v in values):
+            return {}
+        return {self.name: float(np.mean(values))}
+
+    def reset(self) -> None:
+        super().reset()
+        for part in self._parts():
+            part.reset()

@@ -151,3 +151,25 @@ def test_one_training_lightning_module_in_the_tree():
                     steps.append(f"{path.relative_to(REPO)}:{node.name}")
     assert modules == ["core/system.py:System"]
     assert all(s.startswith("core/system.py:") for s in steps), steps
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "row", "message"),
+    [
+        ({"target": "score", "ranges": {"score": [0, 5]}}, {"score": 7.5}, r"row 2, column 'score': 7.5 is outside"),
+        ({"target": "label", "classes": {"label": ["a", "b"]}}, {"label": "c"}, r"row 2, column 'label': 'c' is not"),
+        ({"target": "score"}, {"score": "n/a"}, r"row 2, column 'score': not a finite number"),
+        ({"target": "score", "ranges": {"score": [5, 0]}}, None, r"ranges.score: need \[low, high\]"),
+        ({"target": "label", "classes": {"label": ["a"]}}, None, "classes.label: need at least two"),
+    ],
+)
+def test_declared_targets_reject_silent_outliers(tmp_path, kwargs, row, message):
+    import pandas as pd
+
+    from polymodal.data import TableDataModule
+
+    good = {"text": "fine", "score": 1.0, "label": "a"}
+    pd.DataFrame([good, {**good, **(row or {})}]).to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(ValueError, match=message) as info:
+        TableDataModule(train=str(tmp_path / "t.csv"), inputs=["text"], **kwargs).load_split("train")
+    assert "\n" not in str(info.value)
