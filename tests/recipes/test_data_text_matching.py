@@ -77,3 +77,28 @@ def test_recordlinkage_peer_on_the_tiny_corpus():
     pytest.importorskip("recordlinkage")
     res = baselines(TINY, ["recordlinkage"])["recordlinkage"]
     assert res["recall@1"] > 0.8
+
+
+def test_febrl_config_parses(capsys):
+    import yaml
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", "recipes/data_text_matching/febrl.yaml", "--print_config"])
+    assert exit_info.value.code in (0, None)
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    graph = cfg["model"]["init_args"]["tower"]["init_args"]["graph"]
+    assert graph == cfg["data"]["init_args"]["sources"]["train"]["init_args"]["graph"] == "runs/dtm/febrl/graph.tsv"
+    assert cfg["data"]["init_args"]["test"] == "runs/dtm/febrl/links.tsv"
+
+
+def test_sweep_ablations_swap_the_graph_in_both_places():
+    from pathlib import Path
+
+    from polymodal.experiments import load_sweep, run_command
+
+    sweep = load_sweep("recipes/data_text_matching/sweep.yaml", root="R")
+    runs = {r.name: r for r in sweep.runs}
+    assert set(runs) == {"graph_full", "graph_no_expand", "graph_no_compress"} and sweep.seeds == [0, 1]
+    assert all(Path(c).is_file() for r in sweep.runs for c in r.configs)
+    for name, graph in [("graph_no_expand", "graph_noexpand.tsv"), ("graph_no_compress", "graph_nocompress.tsv")]:
+        assert " ".join(run_command(runs[name], 0, "R")).count(f"runs/dtm/febrl/{graph}") == 2

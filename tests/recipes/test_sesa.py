@@ -55,3 +55,44 @@ def test_tiny_fits_tests_and_explains(tmp_path):
     assert 0 <= test["concept_p@5"] <= 1 and 0 <= test["q2d_r1"] <= 1
     text = (tmp_path / "explanations.md").read_text()
     assert text.count("\n- **") == 4 and "cosine" in text
+
+
+@pytest.mark.parametrize("config, activation, supervised", [("flickr8k", "sigmoid", True), ("dense", "none", False)])
+def test_shipped_configs_parse(config, activation, supervised, capsys):
+    import yaml
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", f"recipes/sesa/{config}.yaml", "--print_config"])
+    assert exit_info.value.code in (0, None)
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    init = cfg["model"]["init_args"]
+    assert init["tower"]["init_args"]["activation"] == activation
+    assert ("concepts" in init["objectives"]) is supervised  # the dense baseline has no concept supervision
+    sources = cfg["data"]["init_args"]["sources"]
+    parts = [sources[s]["init_args"]["source"]["init_args"]["source"]["init_args"]["part"] for s in ("train", "val")]
+    assert parts == ["train", "val"] and init["optimizer"]["init_args"]["lr"] == 0.003
+
+
+def test_sweep_compares_sesa_with_the_dense_model():
+    from pathlib import Path
+
+    from polymodal.experiments import load_sweep, run_command
+
+    sweep = load_sweep("recipes/sesa/sweep.yaml", root="R")
+    runs = {r.name: r for r in sweep.runs}
+    assert set(runs) == {"sesa", "sesa_ranking_only", "sesa_concepts_only", "dense"} and sweep.seeds == [0, 1]
+    assert all(Path(c).is_file() for r in sweep.runs for c in r.configs) and all(r.test for r in sweep.runs)
+    no_concepts = "--model.init_args.objectives.concepts.init_args.weight=0.0"
+    assert no_concepts in run_command(runs["sesa_ranking_only"], 0, "R")
+
+
+def test_zero_shot_reference(tmp_path, capsys):
+    import json
+
+    from polymodal.recipes.sesa.__main__ import main as sesa_main
+
+    args = "zero-shot --captions package://sesa/data/tiny_captions.tsv --sizes 16 4 4 --model test-bert --cache-dir"
+    sesa_main([*args.split(), str(tmp_path)])
+
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["model"] == "test-bert" and 0 <= out["q2d_r1"] <= out["q2d_r5"] <= 1 and 0 < out["q2d_mrr"] <= 1
