@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 
+from polymodal.cli.lightning import describe_exception
 from polymodal.plugins.graph import write_graph
 from polymodal.recipes.data_text_matching.matching import baselines, build_graph, prepare_febrl, read_corpora
 
@@ -51,5 +54,15 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps({"method": name, **{k: round(v, 4) for k, v in res.items()}}))
 
 
+def cli(argv: list[str] | None = None) -> None:
+    """:func:`main` for the command line: bad input exits with one line (``POLYMODAL_TRACEBACK=1``: the traceback)."""
+    try:
+        main(argv)
+    except (ValueError, KeyError, FileNotFoundError, ImportError, OSError) as exc:
+        if os.environ.get("POLYMODAL_TRACEBACK"):
+            raise
+        sys.exit(f"python -m polymodal.recipes.data_text_matching: error: {describe_exception(exc, [])}")
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -196,6 +196,8 @@ def read_corpora(folder: str) -> tuple[Any, Any]:
     tuples = read_rows(f"{folder}/tuples.tsv", SCHEMA, skip_bad_values=True)
     sentences = read_table(f"{folder}/sentences.tsv", dtype=str, keep_default_na=False)
     check_columns(sentences, ["sid", "sentence"], f"{folder}/sentences.tsv")
+    if not len(sentences):
+        raise ValueError(f"{folder}/sentences.tsv: line 2: the table has no rows (nothing to match the tuples with)")
     return tuples, sentences
 
 

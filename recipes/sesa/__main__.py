@@ -11,7 +11,10 @@ validation or test caption shapes the vocabulary.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
+from polymodal.cli.lightning import describe_exception
 from polymodal.data.sources import Split
 from polymodal.recipes.sesa.model import derive_concepts, write_concepts
 
@@ -60,5 +63,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(concepts)} concepts -> {args.out}: {', '.join(concepts[:20])}, ...")
 
 
+def cli(argv: list[str] | None = None) -> None:
+    """:func:`main` for the command line: bad input exits with one line (``POLYMODAL_TRACEBACK=1``: the traceback)."""
+    try:
+        main(argv)
+    except (ValueError, KeyError, FileNotFoundError, ImportError, OSError) as exc:
+        if os.environ.get("POLYMODAL_TRACEBACK"):
+            raise
+        sys.exit(f"python -m polymodal.recipes.sesa: error: {describe_exception(exc, [])}")
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -102,3 +102,31 @@ def test_sweep_ablations_swap_the_graph_in_both_places():
     assert all(Path(c).is_file() for r in sweep.runs for c in r.configs)
     for name, graph in [("graph_no_expand", "graph_noexpand.tsv"), ("graph_no_compress", "graph_nocompress.tsv")]:
         assert " ".join(run_command(runs[name], 0, "R")).count(f"runs/dtm/febrl/{graph}") == 2
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ("drop_column", "tuples.tsv: line 1 (header): missing column(s) ['street_number']"),
+        ("empty_sentences", "sentences.tsv: line 2: the table has no rows"),
+    ],
+)
+def test_command_line_bad_corpora_give_one_line(tmp_path, monkeypatch, edit, message):
+    import shutil
+
+    from polymodal.io import resolve_path
+    from polymodal.recipes.data_text_matching.__main__ import cli
+
+    monkeypatch.delenv("POLYMODAL_TRACEBACK", raising=False)
+    for f in resolve_path(TINY, what="folder").glob("*.tsv"):
+        shutil.copy(f, tmp_path / f.name)
+    if edit == "drop_column":
+        rows = [line.split("\t") for line in (tmp_path / "tuples.tsv").read_text().splitlines()]
+        (tmp_path / "tuples.tsv").write_text("".join("\t".join(r[:3] + r[4:]) + "\n" for r in rows))
+    else:
+        (tmp_path / "sentences.tsv").write_text("sid\tsentence\n")
+    with pytest.raises(SystemExit) as exit_info:
+        cli(["graph", "--data", str(tmp_path), "--out", str(tmp_path / "g.tsv")])
+    text = str(exit_info.value.code)
+    assert text.startswith("python -m polymodal.recipes.data_text_matching: error: ") and message in text
+    assert "\n" not in text and not (tmp_path / "g.tsv").exists()

@@ -96,3 +96,19 @@ def test_zero_shot_reference(tmp_path, capsys):
 
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["model"] == "test-bert" and 0 <= out["q2d_r1"] <= out["q2d_r5"] <= 1 and 0 < out["q2d_mrr"] <= 1
+
+
+@pytest.mark.parametrize(
+    "captions, message",
+    [("nope.tsv", "data file not found"), ("bad.tsv", "missing column(s) 'image'")],
+)
+def test_command_line_bad_captions_give_one_line(tmp_path, monkeypatch, captions, message):
+    from polymodal.recipes.sesa.__main__ import cli
+
+    monkeypatch.delenv("POLYMODAL_TRACEBACK", raising=False)
+    (tmp_path / "bad.tsv").write_text("img\tcaption\na.jpg\tA dog runs .\n")
+    with pytest.raises(SystemExit) as exit_info:
+        cli(["concepts", "--captions", str(tmp_path / captions), "--out", str(tmp_path / "c.txt")])
+    text = str(exit_info.value.code)
+    assert text.startswith("python -m polymodal.recipes.sesa: error: ") and message in text and "\n" not in text
+    assert not (tmp_path / "c.txt").exists()
