@@ -11,6 +11,13 @@ Example:
 
 from __future__ import annotations
 
+from polymodal.plugins_manager import require_extra
+
+#: What this plugin imports beyond the core (its ``graph`` extra), checked before anything else.
+polymodal_extra = "graph"
+polymodal_requires = ("pandas",)
+require_extra("graph", polymodal_requires, polymodal_extra)
+
 from polymodal.hookspecs import hookimpl
 from polymodal.modality import Modality
 from polymodal.plugins.graph.hypercomplex import dihedron_product, hamilton_product, hypercomplex_product, normalize

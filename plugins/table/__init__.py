@@ -12,6 +12,13 @@ Example:
 
 from __future__ import annotations
 
+from polymodal.plugins_manager import require_extra
+
+#: What this plugin imports beyond the core (its ``table`` extra), checked before anything else.
+polymodal_extra = "table"
+polymodal_requires = ("pandas",)
+require_extra("table", polymodal_requires, polymodal_extra)
+
 from polymodal.hookspecs import hookimpl
 from polymodal.modality import Modality
 from polymodal.plugins.table.rows import ColumnType, TableSchema, field_values, normalise_value, read_rows, serialize
