@@ -49,7 +49,7 @@ def _printed(configs: list[str], capsys) -> dict:
     return yaml.safe_load(capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("configs, graph", [(["umls"], "umls"), (["umls", "nations"], "nations")])
+@pytest.mark.parametrize("configs, graph", [(["umls"], "umls"), (["umls", "overlays/nations"], "nations")])
 def test_shipped_configs_parse_and_name_one_graph(configs, graph, capsys):
     cfg = _printed(configs, capsys)
     tower = cfg["model"]["init_args"]["tower"]["init_args"]
@@ -72,4 +72,4 @@ def test_sweep_holds_the_ablations_on_shipped_configs():
     by_name = {r.name: " ".join(run_command(r, 0, "R")) for r in sweep.runs}
     assert "components=[structure, structure, structure, structure]" in by_name["umls_structure_only"]
     assert "name" not in by_name["umls_no_name"].split("components=")[1].split("]")[0]
-    assert "recipes/kg_hypercomplex/nations.yaml" in by_name["nations_full"]
+    assert "recipes/kg_hypercomplex/overlays/nations.yaml" in by_name["nations_full"]
