@@ -19,6 +19,7 @@ import numpy as np
 __all__ = [
     "RetrievalResult",
     "average_precision",
+    "filtered_ranks",
     "binary_metrics",
     "bio_entities",
     "cosine_matrix",
@@ -28,6 +29,7 @@ __all__ = [
     "pair_classification_ap",
     "pair_cosine",
     "pearson",
+    "rank_metrics",
     "rankdata",
     "regression_metrics",
     "retrieval_metrics",
@@ -193,6 +195,49 @@ def retrieval_metrics(
         per["median_rank"] = (first + 1).astype(np.float64)
     metrics = {k: float(np.median(v) if k == "median_rank" else v.mean()) for k, v in per.items()}
     return RetrievalResult(metrics, len(relevant), per)
+
+
+def filtered_ranks(scores: np.ndarray, answers: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
+    """Filtered rank of each query's answer among all candidates (link prediction, Bordes et al. 2013).
+
+    Candidates in ``known`` (other true answers of the same query, e.g. from train/valid/test) are removed
+    before ranking, except the answer itself. Ties are ranked "realistically" (PyKEEN's default): the mean of
+    the optimistic rank ``1 + #(better)`` and the pessimistic rank ``1 + #(better or equal)``.
+
+    Args:
+        scores: ``(Q, N)`` candidate scores, higher is better.
+        answers: ``(Q,)`` index of each query's answer.
+        known: ``(Q, N)`` bool, True for candidates to filter out (the answer's own entry is ignored).
+
+    Returns:
+        ``(Q,)`` float ranks, 1 = best.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    a = np.asarray(answers, dtype=np.int64)
+    if s.ndim != 2 or a.shape != (s.shape[0],):
+        raise ValueError(f"filtered_ranks needs (Q, N) scores and (Q,) answers, got {s.shape} and {a.shape}")
+    if len(a) and (a.min() < 0 or a.max() >= s.shape[1]):
+        raise ValueError(f"answer indices must lie in [0, {s.shape[1]}), got {a.min()}..{a.max()}")
+    rows = np.arange(len(a))
+    target = s[rows, a][:, None]  # (Q, 1)
+    keep = np.ones_like(s, dtype=bool)
+    if known is not None:
+        keep &= ~np.asarray(known, dtype=bool)
+    keep[rows, a] = False  # the answer is not its own competitor
+    better = ((s > target) & keep).sum(axis=1)
+    equal = ((s == target) & keep).sum(axis=1)
+    return 1.0 + better + equal / 2.0
+
+
+def rank_metrics(ranks: np.ndarray, ks: Sequence[int] = (1, 3, 10)) -> dict[str, float]:
+    """``mrr`` (mean reciprocal rank), ``mr`` (mean rank) and ``hits@k`` (share of ranks <= k) of 1-based ranks."""
+    r = np.asarray(ranks, dtype=np.float64)
+    if r.ndim != 1 or not len(r):
+        raise ValueError(f"rank_metrics needs a non-empty 1-D array of ranks, got shape {r.shape}")
+    out = {"mrr": float((1.0 / r).mean()), "mr": float(r.mean())}
+    for k in ks:
+        out[f"hits@{k}"] = float((r <= k).mean())
+    return out
 
 
 # ----------------------------------------------------------------------------- embedding-task metrics
