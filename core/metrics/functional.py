@@ -183,7 +183,7 @@ def retrieval_metrics(
         per[f"recall@{k}"] = is_rel[:, :k].sum(axis=1) / n_rel
     top10 = is_rel[:, :10]
     first10 = np.where(top10.any(axis=1), top10.argmax(axis=1), -1)
-    per["mrr@10"] = np.where(first10 >= 0, 1.0 / (first10 + 1), 0.0)
+    per["mrr@10"] = np.where(first10 >= 0, 1.0 / np.maximum(first10 + 1, 1), 0.0)  # no 1/0 for misses
     discounts = 1.0 / np.log2(np.arange(2, top10.shape[1] + 2))
     dcg = (top10 * discounts).sum(axis=1)
     ideal = np.array([discounts[: min(int(r), 10, depth)].sum() for r in n_rel])
