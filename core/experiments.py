@@ -6,6 +6,7 @@ shipped configs with command-line overrides, once per seed::
     description: multi-layer attention pooling vs mean pooling, full STS-B train
     configs: [recipes/multilayer_pooling/minilm.yaml]        # composed in order, like --config a --config b
     args: [--data.init_args.train=../shared/data/stsb/sts-train.csv.gz]   # for every run
+    command: fit                                            # or validate (training-free; also per run)
     seeds: [0, 1]                                           # --seed_everything=<seed> (and {seed} below)
     test: false                                             # also run `test` after fitting
     metrics: [val/spearman]                                 # table columns (default: every logged metric)
@@ -50,6 +51,7 @@ class Run:
     configs: list[str]
     args: list[str] = field(default_factory=list)
     test: bool = False
+    command: str = "fit"
 
 
 @dataclass
@@ -74,6 +76,12 @@ def _strings(value: Any, where: str) -> list[str]:
     return [str(v) for v in value]
 
 
+def _command(value: Any, where: str) -> str:
+    if value not in ("fit", "validate"):
+        raise ValueError(f"{where}: expected 'fit' or 'validate' (a training-free evaluation), got {value!r:.40}")
+    return str(value)
+
+
 def load_sweep(path: str | os.PathLike[str], root: str | None = None) -> Sweep:
     """Parse and check a sweep file (one-line errors naming the file and the field)."""
     import yaml
@@ -87,12 +95,15 @@ def load_sweep(path: str | os.PathLike[str], root: str | None = None) -> Sweep:
         raise ValueError(f"{file}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(spec, dict):
         raise ValueError(f"{file}: a sweep file is a mapping with 'runs'")
-    unknown = sorted(set(spec) - {"description", "configs", "args", "seeds", "test", "metrics", "runs", "root"})
+    unknown = sorted(
+        set(spec) - {"description", "configs", "args", "seeds", "test", "metrics", "runs", "root", "command"}
+    )
     if unknown:
         raise ValueError(f"{file}: unknown field(s) {unknown}")
     base = _strings(spec.get("configs"), f"{file}: configs")
     common = _strings(spec.get("args"), f"{file}: args")
     test = bool(spec.get("test", False))
+    command = _command(spec.get("command", "fit"), f"{file}: command")
     runs_spec = spec.get("runs")
     if not isinstance(runs_spec, dict) or not runs_spec:
         raise ValueError(f"{file}: 'runs' must map run names to override lists")
@@ -105,15 +116,15 @@ def load_sweep(path: str | os.PathLike[str], root: str | None = None) -> Sweep:
             body = {"args": body or []}
         if not isinstance(body, dict):
             raise ValueError(f"{where}: expected a list of overrides or a mapping with configs/args/test")
-        extra = sorted(set(body) - {"configs", "args", "test"})
+        extra = sorted(set(body) - {"configs", "args", "test", "command"})
         if extra:
             raise ValueError(f"{where}: unknown field(s) {extra}")
         configs = _strings(body.get("configs"), f"{where}.configs") or base
         if not configs:
             raise ValueError(f"{where}: no configs (set configs at the top or in the run)")
-        runs.append(
-            Run(name, configs, common + _strings(body.get("args"), f"{where}.args"), bool(body.get("test", test)))
-        )
+        args = common + _strings(body.get("args"), f"{where}.args")
+        run_command_name = _command(body.get("command", command), f"{where}.command")
+        runs.append(Run(name, configs, args, bool(body.get("test", test)), run_command_name))
     seeds = [int(s) for s in (spec.get("seeds") or [0])]
     metrics = _strings(spec.get("metrics"), f"{file}: metrics")
     default_root = str(Path("runs") / "sweeps" / file.stem)
@@ -123,8 +134,8 @@ def load_sweep(path: str | os.PathLike[str], root: str | None = None) -> Sweep:
 
 
 def run_command(run: Run, seed: int, root: str) -> list[str]:
-    """The ``polymodal fit`` arguments of one run and seed (placeholders filled)."""
-    out = ["fit"]
+    """The ``polymodal fit`` (or ``validate``) arguments of one run and seed (placeholders filled)."""
+    out = [run.command]
     for cfg in run.configs:
         out += ["--config", cfg]
     values = {"root": root, "run": run.name, "seed": str(seed)}
