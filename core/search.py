@@ -137,10 +137,11 @@ def _topk_dense(queries: np.ndarray, corpus: np.ndarray, k: int) -> tuple[np.nda
 
 def _topk_hamming(query_bits: np.ndarray, corpus_bits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` smallest Hamming distances between packed uint8 codes -> ``(Q, k)`` distances and ids."""
+    faiss: Any = None
     try:
         import faiss
     except ImportError:
-        faiss = None
+        pass
     if faiss is not None:
         index = faiss.IndexBinaryFlat(corpus_bits.shape[1] * 8)
         index.add(np.ascontiguousarray(corpus_bits))

@@ -83,11 +83,12 @@ class Leaderboard:
         return [t for t in self.tasks if not recipes & set(t.card.trained_by)]
 
     def type_means(self, fingerprint: str, tasks: Sequence[Task] | None = None) -> dict[str, float]:
+        """Mean score per task type, for the types where this model has every task (others are left out)."""
         out = {}
         for kind in TASK_TYPES:
-            vals = [self.scores[(fingerprint, t.name)] for t in (tasks or self.tasks) if t.card.type == kind]
-            vals = [v for v in vals if v == v]
-            if vals and len(vals) == sum(1 for t in (tasks or self.tasks) if t.card.type == kind):
+            of_kind = [t for t in (self.tasks if tasks is None else tasks) if t.card.type == kind]
+            vals = [self.scores.get((fingerprint, t.name), float("nan")) for t in of_kind]
+            if vals and all(v == v for v in vals):
                 out[kind] = float(np.mean(vals))
         return out
 
@@ -117,7 +118,7 @@ class Leaderboard:
 
     # ------------------------------------------------------------------------------------ output
     def _rows(self) -> tuple[list[str], list[list[str]], list[str], list[list[str]]]:
-        main, complete = self.main_tasks(), self.complete_tasks()
+        main = self.main_tasks()
         kinds = [k for k in TASK_TYPES if any(t.card.type == k for t in self.tasks)]
         points = self.borda()
         order = self.order()
@@ -143,7 +144,6 @@ class Leaderboard:
                 cell = _pct(self.scores.get((m, t.name), float("nan")))
                 cells.append(cell + (" †" if self.in_domain(m, t) else ""))
             task_rows.append([self.labels[m], *cells])
-        del complete
         return head, rows, task_head, task_rows
 
     def _notes(self) -> list[str]:

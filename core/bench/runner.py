@@ -74,7 +74,8 @@ def run(
         out: results folder (``None``: nothing is read or written).
         batch_size: encoding batch size.
         refresh: score again even when a matching cached result exists.
-        progress: called with one line per finished (model, task); default prints to stderr.
+        progress: called with one line when a (model, task) starts and one when it ends (cached: one line);
+            default prints to stderr, flushed, so a non-TTY log shows where a long run is.
     """
     check_modalities(models, tasks)
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -95,6 +96,7 @@ def run(
                 score = cached["main_score"]
                 say(f"[{done}/{total}] {model.label} {task.name}: {task.card.metric} {score:.4f} (cached)")
                 continue
+            say(f"[{done}/{total}] {model.label} {task.name}: running ({task.card.size})")
             start, encoded = time.perf_counter(), model.encode_seconds
             if task.name not in data:
                 data[task.name] = task.load(task.folder(data_root))

@@ -38,7 +38,9 @@ def _cards() -> int:
 
     for name, task in TASKS.items():
         c = task.card
-        flags = ["lite"] * (name in LITE_TASKS) + [f"in-domain for {', '.join(c.trained_by)}"] * c.in_domain
+        flags = ["lite"] * (name in LITE_TASKS and len(LITE_TASKS) < len(TASKS)) + [
+            f"in-domain for {', '.join(c.trained_by)}"
+        ] * c.in_domain
         print(
             f"{name}  [{c.type}, {c.metric}, {'+'.join(c.modalities)}]" + (f"  ({'; '.join(flags)})" if flags else "")
         )
@@ -67,12 +69,14 @@ def run(ns: argparse.Namespace) -> int:
         raise ValueError("give at least one --model (or --leaderboard / --select / --list)")
     import torch
 
-    from polymodal.bench import default_data_root, get_tasks, load_models
+    from polymodal.bench import LITE_TASKS, TASKS, default_data_root, get_tasks, load_models
     from polymodal.bench import run as run_bench
 
     if ns.threads:
         torch.set_num_threads(ns.threads)
     tasks = get_tasks(ns.tasks, lite=ns.lite)  # bad names and missing data fail before any model loads
+    if ns.lite and set(LITE_TASKS) == set(TASKS):
+        print("polymodal bench: no lite selection recorded yet: --lite runs the whole suite", file=sys.stderr)
     data_root = ns.data_root or default_data_root()
     for task in tasks:
         task.folder(data_root)

@@ -14,6 +14,7 @@ require_extra("text", polymodal_requires, polymodal_extra)
 
 from polymodal.hookspecs import hookimpl
 from polymodal.modality import Modality
+from polymodal.plugins.text.char import CharGRUEncoder, CharProcessor
 from polymodal.plugins.text.cross_encoder import CrossEncoder
 from polymodal.plugins.text.decoder import DecoderTextEncoder
 from polymodal.plugins.text.encoder import TextEncoder
@@ -26,7 +27,15 @@ from polymodal.plugins.text.pretrained import (
 )
 from polymodal.plugins.text.processor import TextProcessor, byte_tokenizer
 
-__all__ = ["DecoderTextEncoder", "TextEncoder", "TextProcessor", "byte_tokenizer", "from_sentence_transformers"]
+__all__ = [
+    "CharGRUEncoder",
+    "CharProcessor",
+    "DecoderTextEncoder",
+    "TextEncoder",
+    "TextProcessor",
+    "byte_tokenizer",
+    "from_sentence_transformers",
+]
 
 polymodal_api_version = 1
 
@@ -37,7 +46,7 @@ def register_modalities(register):
         Modality(
             name="text",
             description="Hugging Face encoders/decoders (local folders or configs), fast tokenizers",
-            encoders=(TextEncoder, DecoderTextEncoder),
+            encoders=(TextEncoder, DecoderTextEncoder, CharGRUEncoder),
             pretrained=PRETRAINED,
             models=(CrossEncoder,),
             weights=PRETRAINED_PATHS,

@@ -86,7 +86,8 @@ def test_every_text_task_runs_on_the_samples_and_is_cached(tiny_folder, tmp_path
     models = load_models([str(tiny_folder)])
     lines: list[str] = []
     records = run(models, get_tasks(TEXT_TASKS), SAMPLES, out=tmp_path, batch_size=8, progress=lines.append)
-    assert [r["task"] for r in records] == TEXT_TASKS and len(lines) == len(TEXT_TASKS)
+    assert [r["task"] for r in records] == TEXT_TASKS and len(lines) == 2 * len(TEXT_TASKS)
+    assert all("running" in a and "running" not in b for a, b in zip(lines[::2], lines[1::2]))
     for r in records:
         assert r["metric"] == TASKS[r["task"]].card.metric and math.isfinite(r["main_score"])
         low = -1.0 if r["metric"] == "spearman" else 0.0
@@ -185,6 +186,16 @@ def test_leaderboard_means_borda_and_in_domain_by_hand(tmp_path):
     }
     assert (tmp_path / "charts" / "STS.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<table" in (tmp_path / "leaderboard.html").read_text()
+
+
+def test_leaderboard_with_a_missing_score_leaves_blanks():
+    scores = {"a": {"stsb": 0.8, "snli-pairs": 0.9}, "b": {"stsb": 0.7}}
+    board = Leaderboard(_records(scores))
+    assert board.type_means("fp-b") == {"STS": pytest.approx(0.7)}
+    assert math.isnan(board.mean_over_types("fp-b")) and [t.name for t in board.complete_tasks()] == ["stsb"]
+    md = board.markdown()
+    assert "| b | 70.00 |  |" in md  # the per-task table: b has no snli-pairs score
+    assert "| 2 | b |  |  | 70.00 |  |" in md  # no means for b, STS mean only
 
 
 def test_leaderboard_rebuilds_from_cached_results_via_the_cli(tiny_folder, tmp_path, capsys):
