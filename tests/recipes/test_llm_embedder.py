@@ -136,7 +136,7 @@ def test_sweep_files_cover_every_component_and_their_configs_exist(sweep_file):
 
     sweep = load_sweep(FOLDER / sweep_file)
     used = {Path(c).name for run in sweep.runs for c in run.configs}
-    overlays = {p.name for p in FOLDER.glob("*.yaml")} - {"tiny.yaml", "sweep.yaml", "sweep_cpu.yaml"}
+    overlays = {p.name for p in FOLDER.glob("*.yaml")} - {"tiny.yaml", "sweep.yaml", "sweep_cpu.yaml", "soup.yaml"}
     if sweep_file == "sweep.yaml":
         overlays -= {"cpu_budget.yaml"}
     assert overlays <= used, overlays - used
@@ -160,3 +160,14 @@ def test_smollm2_cpu_budget_step_on_real_data(shared_data, tmp_path):
     cli = main(["fit", *configs, f"--trainer.default_root_dir={tmp_path}", "--trainer.max_steps=1",
                 "--trainer.val_check_interval=1", "--trainer.limit_val_batches=1"])  # fmt: skip
     assert math.isfinite(float(cli.trainer.callback_metrics["val/spearman"]))
+
+
+def test_soup_overlay_adds_the_model_soup_before_the_export(tmp_path):
+    from polymodal.callbacks import ExportModel, ModelSoup
+
+    cli = _fit(tmp_path, "soup")
+    kinds = [type(c) for c in cli.trainer.callbacks if isinstance(c, (ModelSoup, ExportModel))]
+    assert kinds == [ModelSoup, ExportModel]
+    soup = next(c for c in cli.trainer.callbacks if isinstance(c, ModelSoup))
+    assert (soup.every_n_steps, soup.start_step) == (50, 150) and soup._count == 0  # averaged and reset
+    assert (tmp_path / "model").is_dir()
