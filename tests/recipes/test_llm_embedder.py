@@ -171,3 +171,32 @@ def test_soup_overlay_adds_the_model_soup_before_the_export(tmp_path):
     soup = next(c for c in cli.trainer.callbacks if isinstance(c, ModelSoup))
     assert (soup.every_n_steps, soup.start_step) == (50, 150) and soup._count == 0  # averaged and reset
     assert (tmp_path / "model").is_dir()
+
+
+def test_instruct_overlay_prefixes_only_the_query_column(tmp_path):
+    from polymodal.poolers.prompt import PromptedProcessor
+
+    cli = _fit(tmp_path, "instruct")
+    anchor, positive = cli.model.processors_for(["anchor", "positive"])
+    assert isinstance(anchor, PromptedProcessor) and not isinstance(positive, PromptedProcessor)
+    rendered = anchor.template("A cat sleeps.")
+    assert rendered.startswith("Given a premise, retrieve a hypothesis that it entails.\n")
+    assert "Query: A man is playing a guitar on stage. -> A person is performing music.\n" in rendered
+    assert rendered.endswith("\nQuery: A cat sleeps.")
+    assert cli.model.processors_for(["sentence1"])[0] is not anchor  # STS validation pairs stay bare
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"instruction": "  "}, "instruction must not be empty"),
+        ({"instruction": "x", "examples": [["only one"]]}, r"examples\[0\]: expected \[query, document\]"),
+        ({"instruction": "x", "examples": [["a", "b"], ["{text}", "c"]]}, r"examples\[1\]: '\{text\}' is the query"),
+    ],
+)
+def test_bad_instructions_are_one_line(kwargs, message):
+    from polymodal.recipes.llm_embedder.presets import instruction_template
+
+    with pytest.raises(ValueError, match=message) as info:
+        instruction_template(**kwargs)
+    assert "\n" not in str(info.value)
