@@ -19,6 +19,7 @@ from polymodal.losses.distillation import (
 from polymodal.losses.focal import FocalInfoNCELoss, focal_info_nce_loss
 from polymodal.losses.grounding import GroundingLoss, grounding_loss
 from polymodal.losses.infonce import InfoNCELoss, MultipleNegativesRankingLoss, info_nce_loss
+from polymodal.losses.listwise import ListwiseDistillationLoss, listwise_kl_loss
 from polymodal.losses.matryoshka import MatryoshkaLoss, matryoshka_loss
 from polymodal.losses.matryoshka2d import Matryoshka2DLoss
 from polymodal.losses.mining import MinedNegatives, mine_hard_negatives
@@ -39,6 +40,7 @@ __all__ = [
     "GroundingLoss",
     "HardNegativeMixingLoss",
     "InfoNCELoss",
+    "ListwiseDistillationLoss",
     "MarginFilteredInfoNCELoss",
     "Matryoshka2DLoss",
     "MatryoshkaLoss",
@@ -53,6 +55,7 @@ __all__ = [
     "grounding_loss",
     "hard_negative_mixing_loss",
     "info_nce_loss",
+    "listwise_kl_loss",
     "margin_filtered_info_nce_loss",
     "matryoshka_loss",
     "mine_hard_negatives",

@@ -18,7 +18,7 @@ from polymodal.losses import (
     hard_negative_mixing_loss,
     mix_hard_negatives,
 )
-from tests.test_losses import _context, _encoder
+from tests.test_losses import TEXTS_A, TEXTS_B, _context, _encoder
 
 
 def _v(*xs: float) -> torch.Tensor:
@@ -138,3 +138,53 @@ def test_bad_arguments_one_line(make, message):
 def test_one_column_is_refused(loss):
     with pytest.raises(ValueError, match="anchor and a positive"):
         loss([torch.randn(2, 4)])
+
+
+def test_listwise_kl_against_a_hand_computed_value():
+    from polymodal.losses import listwise_kl_loss
+
+    query = torch.tensor([[1.0, 0.0]])
+    cands = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])  # cosines 1 and 0
+    p1, p2 = math.e / (math.e + 1), 1 / (math.e + 1)
+    got = listwise_kl_loss(query, cands, torch.zeros(1, 2), temperature=1.0)  # uniform teacher
+    assert got.item() == pytest.approx(0.5 * math.log(0.5 / p1) + 0.5 * math.log(0.5 / p2), rel=1e-6)
+    # a teacher equal to the student's own logits: zero divergence
+    same = listwise_kl_loss(query, cands, torch.tensor([[1.0, 0.0]]), temperature=1.0, teacher_temperature=1.0)
+    assert same.item() == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(ValueError, match=r"teacher \(B, K\)"):
+        listwise_kl_loss(query, cands, torch.zeros(1, 3))
+
+
+def test_listwise_objective_reads_candidate_columns_and_teacher_targets():
+    from polymodal.contracts import Batch
+    from polymodal.losses import ListwiseDistillationLoss, listwise_kl_loss
+    from polymodal.poolers import MeanPooler
+    from polymodal.system import Step, System
+
+    enc = _encoder().eval()
+    proc = enc.processor
+    teacher = {"t_pos": torch.tensor([3.0, 1.0, 0.5]), "t_neg": torch.tensor([-1.0, 0.0, 2.0])}
+    objective = ListwiseDistillationLoss(columns=["q", "pos", "neg"], teacher=["t_pos", "t_neg"], temperature=0.1)
+    system = System(tower=enc, pooler=MeanPooler(), objectives={"soft": objective})
+    inputs = {"q": proc(TEXTS_A[:3]), "pos": proc(TEXTS_B[:3]), "neg": proc(TEXTS_B[3:6])}
+    step = Step(system, Batch(inputs=inputs, targets=teacher), "train")
+    q, pos, neg = step.embeddings(["q", "pos", "neg"])
+    want = listwise_kl_loss(q, torch.stack([pos, neg], 1), torch.stack([teacher["t_pos"], teacher["t_neg"]], 1), 0.1)
+    torch.testing.assert_close(objective(step), want)
+    assert objective.requires() == (["q", "pos", "neg"], ["t_pos", "t_neg"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"columns": ["q", "p"], "teacher": ["t"]}, "K >= 2"),
+        ({"columns": ["q", "p", "n"], "teacher": ["t"]}, "3 columns and 1 teacher targets"),
+        ({"columns": ["q", "p", "n"], "teacher": ["a", "b"], "temperature": 0}, "temperatures must be > 0"),
+    ],
+)
+def test_listwise_bad_arguments_one_line(kwargs, message):
+    from polymodal.losses import ListwiseDistillationLoss
+
+    with pytest.raises(ValueError, match=message) as info:
+        ListwiseDistillationLoss(**kwargs)
+    assert "\n" not in str(info.value)
