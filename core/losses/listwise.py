@@ -63,6 +63,8 @@ class ListwiseDistillationLoss(Objective):
         teacher: ``K`` target names holding the teacher's score of each candidate (same order).
         temperature: student softmax temperature.
         teacher_temperature: teacher softmax temperature.
+        contrastive_weight: also add this times InfoNCE of the query against every candidate of the batch
+            (the first candidate column is the positive; LG-ANNA combines soft labels with in-batch negatives).
         weight: weight in the System's total loss.
         stages: where it runs.
 
@@ -79,10 +81,14 @@ class ListwiseDistillationLoss(Objective):
         teacher: Sequence[str],
         temperature: float = 0.05,
         teacher_temperature: float = 1.0,
+        contrastive_weight: float = 0.0,
         weight: float = 1.0,
         stages: Sequence[str] = STAGES,
     ) -> None:
         super().__init__(weight, stages)
+        if contrastive_weight < 0:
+            raise ValueError(f"contrastive_weight must be >= 0, got {contrastive_weight}")
+        self.contrastive_weight = float(contrastive_weight)
         self.columns, self.teacher = [str(c) for c in columns], [str(t) for t in teacher]
         if len(self.columns) < 3 or len(self.teacher) != len(self.columns) - 1:
             raise ValueError(
@@ -99,4 +105,10 @@ class ListwiseDistillationLoss(Objective):
     def forward(self, step: Step) -> Tensor:
         query, *cands = step.embeddings(self.columns)
         scores = torch.stack([step.target(name) for name in self.teacher], dim=1)  # (B, K)
-        return listwise_kl_loss(query, torch.stack(cands, dim=1), scores, self.temperature, self.teacher_temperature)
+        loss = listwise_kl_loss(query, torch.stack(cands, dim=1), scores, self.temperature, self.teacher_temperature)
+        if self.contrastive_weight:
+            from polymodal.losses.infonce import info_nce_loss
+
+            labels = torch.arange(query.shape[0], device=query.device)
+            loss = loss + self.contrastive_weight * info_nce_loss(query, torch.cat(cands), labels, self.temperature)
+        return loss

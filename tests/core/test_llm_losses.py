@@ -157,7 +157,7 @@ def test_listwise_kl_against_a_hand_computed_value():
 
 def test_listwise_objective_reads_candidate_columns_and_teacher_targets():
     from polymodal.contracts import Batch
-    from polymodal.losses import ListwiseDistillationLoss, listwise_kl_loss
+    from polymodal.losses import ListwiseDistillationLoss, info_nce_loss, listwise_kl_loss
     from polymodal.poolers import MeanPooler
     from polymodal.system import Step, System
 
@@ -172,6 +172,9 @@ def test_listwise_objective_reads_candidate_columns_and_teacher_targets():
     want = listwise_kl_loss(q, torch.stack([pos, neg], 1), torch.stack([teacher["t_pos"], teacher["t_neg"]], 1), 0.1)
     torch.testing.assert_close(objective(step), want)
     assert objective.requires() == (["q", "pos", "neg"], ["t_pos", "t_neg"])
+    both = ListwiseDistillationLoss(["q", "pos", "neg"], ["t_pos", "t_neg"], temperature=0.1, contrastive_weight=0.5)
+    in_batch = info_nce_loss(q, torch.cat([pos, neg]), torch.arange(3), 0.1)
+    torch.testing.assert_close(both(step), want + 0.5 * in_batch)
 
 
 @pytest.mark.parametrize(

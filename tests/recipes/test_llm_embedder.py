@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,6 +15,7 @@ from polymodal.losses import (
     FocalInfoNCELoss,
     HardNegativeMixingLoss,
     InfoNCELoss,
+    ListwiseDistillationLoss,
     MarginFilteredInfoNCELoss,
     ProgressiveInfoNCELoss,
 )
@@ -136,7 +138,13 @@ def test_sweep_files_cover_every_component_and_their_configs_exist(sweep_file):
 
     sweep = load_sweep(FOLDER / sweep_file)
     used = {Path(c).name for run in sweep.runs for c in run.configs}
-    overlays = {p.name for p in FOLDER.glob("*.yaml")} - {"tiny.yaml", "sweep.yaml", "sweep_cpu.yaml", "soup.yaml"}
+    overlays = {p.name for p in FOLDER.glob("*.yaml")} - {
+        "tiny.yaml",
+        "sweep.yaml",
+        "sweep_cpu.yaml",
+        "soup.yaml",
+        "soft.yaml",
+    }
     if sweep_file == "sweep.yaml":
         overlays -= {"cpu_budget.yaml"}
     assert overlays <= used, overlays - used
@@ -200,3 +208,60 @@ def test_bad_instructions_are_one_line(kwargs, message):
     with pytest.raises(ValueError, match=message) as info:
         instruction_template(**kwargs)
     assert "\n" not in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory):
+    """The recipes/distilled tiny cross-encoder teacher, trained and exported once."""
+    root = tmp_path_factory.mktemp("teacher")
+    main(["fit", "--config", "recipes/distilled/tiny.yaml", f"--trainer.default_root_dir={root}"])
+    return root / "model"
+
+
+def test_teacher_scores_source_adds_one_score_column_per_pair(tiny_teacher):
+    import polymodal
+    from polymodal.data import NLITriplets
+    from polymodal.data.teacher import TeacherScores
+
+    triplets = NLITriplets("package://pixel_linguist/data/snli_dev_sample.tsv.gz", max_rows=12)
+    pairs = {"t_positive": ["anchor", "positive"], "t_negative": ["anchor", "negative"]}
+    df = TeacherScores(triplets, str(tiny_teacher), pairs).frame()
+    assert list(df.columns) == ["anchor", "positive", "negative", "t_positive", "t_negative"] and len(df) == 12
+    teacher = polymodal.load(str(tiny_teacher))
+    want = teacher.predict(list(zip(df["anchor"], df["negative"])))
+    np.testing.assert_allclose(df["t_negative"].to_numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "teacher", "error", "message"),
+    [
+        ({}, None, ValueError, "pairs must name at least one"),
+        ({"t": ["anchor"]}, None, ValueError, r"pairs.t: expected \[query column, candidate column\]"),
+        ({"anchor": ["anchor", "positive"]}, None, ValueError, "already has a column 'anchor'"),
+        ({"t": ["anchor", "nope"]}, None, KeyError, "missing column"),
+        ({"t": ["anchor", "positive"]}, "absent-folder", FileNotFoundError, "absent-folder"),
+    ],
+)
+def test_teacher_scores_bad_inputs_are_one_line(tiny_teacher, tmp_path, pairs, teacher, error, message):
+    from polymodal.data import NLITriplets
+    from polymodal.data.teacher import TeacherScores
+
+    triplets = NLITriplets("package://pixel_linguist/data/snli_dev_sample.tsv.gz", max_rows=4)
+    folder = str(tmp_path / teacher) if teacher else str(tiny_teacher)
+    with pytest.raises(error, match=message) as info:
+        TeacherScores(triplets, folder, pairs).frame()
+    assert "\n" not in str(info.value)
+
+
+def test_soft_overlay_trains_on_teacher_soft_labels(tmp_path, tiny_teacher):
+    extra = [
+        "--data.init_args.sources.train.init_args.source.init_args.paths=package://pixel_linguist/data/snli_dev_sample.tsv.gz",
+        f"--data.init_args.sources.train.init_args.teacher={tiny_teacher}",
+    ]
+    cli = _fit(tmp_path, "soft", *extra)
+    loss = _loss_module(cli.model)
+    assert isinstance(loss, ListwiseDistillationLoss) and loss.contrastive_weight == 1.0
+    assert cli.trainer.global_step == 2 and math.isfinite(float(cli.trainer.callback_metrics["train/loss"]))
+    lora_b = [p for n, p in cli.model.towers["shared"].named_parameters() if "lora_B" in n]
+    assert any(float(p.abs().sum()) > 0 for p in lora_b)  # the adapters moved
+    assert (tmp_path / "model").is_dir()
