@@ -571,9 +571,10 @@ class System(SafeCheckpointLoading, pl.LightningModule):
     def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._eval_step(batch, "test")
 
-    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
-        """Head outputs (activated: sigmoid / softmax as their objectives imply) when the System has
-        heads, else the pooled embedding of every input column."""
+    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor] | list[Tensor]:
+        """Head outputs by head name (activated: sigmoid / softmax as their objectives imply) when the System
+        has heads, else the pooled embedding of every input column, a list in column order (what
+        :class:`~polymodal.callbacks.PredictionWriter` writes as one ``(columns, rows, dim)`` ``.npy``)."""
         step = Step(self, batch, "predict")
         if self.heads:
             out = {}
@@ -582,7 +583,7 @@ class System(SafeCheckpointLoading, pl.LightningModule):
                 act = self._activation(name)
                 out[name] = (torch.sigmoid(y) if act == "sigmoid" else y.softmax(-1) if act == "softmax" else y).cpu()
             return out
-        return {c: e.float().cpu() for c, e in zip(step.columns, step.embeddings())}
+        return [e.float().cpu() for e in step.embeddings()]
 
     # ---------------------------------------------------------------- metrics
     def _metrics_for(self, step: Step) -> list[StepMetric]:

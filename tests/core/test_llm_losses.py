@@ -18,7 +18,7 @@ from polymodal.losses import (
     hard_negative_mixing_loss,
     mix_hard_negatives,
 )
-from tests.test_losses import TEXTS_A, TEXTS_B, _context, _encoder
+from tests.core.test_losses import TEXTS_A, TEXTS_B, _context, _encoder
 
 
 def _v(*xs: float) -> torch.Tensor:
