@@ -23,6 +23,7 @@ __all__ = [
     "KeepBest",
     "LoadEncoderWeights",
     "MetricsReport",
+    "ModelSoup",
     "PredictionWriter",
     "ProgressLog",
     "StepSeeder",
@@ -906,3 +907,73 @@ class PredictionWriter(BasePredictionWriter):
                         what = ", ".join(f"output_{i} {tuple(a.shape)}" for i, a in enumerate(arrays))
         self.path = target
         print(f"polymodal: wrote predictions, {what}, to {target}")
+
+
+class ModelSoup(pl.Callback):
+    """Model soup (KaLM-Embedding-V2): the trainable weights become the uniform average of several sets.
+
+    The ingredients are the final weights of this run, snapshots taken every ``every_n_steps`` optimizer steps
+    from ``start_step`` on, and the parameters of other runs' Lightning checkpoints (other seeds or stages of
+    the same System, read with ``weights_only=True``). The average replaces the module's trainable parameters
+    when training ends (``on_train_end``), so a later :class:`ExportModel` (``on_fit_end``) exports the soup;
+    metrics logged during training are those of the unaveraged weights (score the export, e.g. with
+    ``polymodal bench``).
+
+    Args:
+        every_n_steps: snapshot period in optimizer steps (0: no snapshots, only final weights + ingredients).
+        start_step: first step that may be snapshotted.
+        ingredients: checkpoint files whose parameters of the same names and shapes join the average.
+
+    Reference: Wortsman et al., "Model soups" (ICML 2022), https://arxiv.org/abs/2203.05482 (uniform soup);
+    KaLM-Embedding-V2 (Zhao et al. 2025), https://arxiv.org/abs/2506.20923 ("model-soup parameter averaging").
+    """
+
+    def __init__(self, every_n_steps: int = 0, start_step: int = 0, ingredients: list[str] | None = None) -> None:
+        if every_n_steps < 0 or start_step < 0:
+            raise ValueError(f"ModelSoup: every_n_steps and start_step must be >= 0, got {every_n_steps}, {start_step}")
+        self.every_n_steps, self.start_step = int(every_n_steps), int(start_step)
+        self.ingredients = [str(p) for p in ingredients or []]
+        self._sum: dict[str, Any] = {}
+        self._count = 0
+        self._last_step = -1
+
+    @staticmethod
+    def _trainable(pl_module: Any) -> dict[str, Any]:
+        return {n: p for n, p in pl_module.named_parameters() if p.requires_grad}
+
+    def _add(self, params: Mapping[str, Any]) -> None:
+        for name, value in params.items():
+            value = value.detach().float().cpu()
+            self._sum[name] = value.clone() if name not in self._sum else self._sum[name] + value
+        self._count += 1
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
+        step = int(trainer.global_step)
+        due = self.every_n_steps and step >= max(self.start_step, 1) and step % self.every_n_steps == 0
+        if due and step != self._last_step:  # several batches per step under gradient accumulation
+            self._add(self._trainable(pl_module))
+            self._last_step = step
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        import torch
+
+        params = self._trainable(pl_module)
+        if self._last_step != int(trainer.global_step):
+            self._add(params)  # the final weights, unless the last step was just snapshotted
+        for file in self.ingredients:
+            path = resolve_path(file)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = state.get("state_dict", state) if isinstance(state, dict) else state
+            for name, p in params.items():
+                if name not in state:
+                    raise ValueError(f"ModelSoup: {path} has no parameter {name!r} (not a checkpoint of this System)")
+                if tuple(state[name].shape) != tuple(p.shape):
+                    raise ValueError(
+                        f"ModelSoup: {path}: {name!r} has shape {tuple(state[name].shape)}, expected {tuple(p.shape)}"
+                    )
+            self._add({name: state[name] for name in params})
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_((self._sum[name] / self._count).to(p.dtype))
+        log.info("model soup: %d ingredients averaged over %d parameters", self._count, len(params))
+        self._sum, self._count = {}, 0

@@ -6,6 +6,7 @@ shipped configs with command-line overrides, once per seed::
     description: multi-layer attention pooling vs mean pooling, full STS-B train
     configs: [recipes/multilayer_pooling/minilm.yaml]        # composed in order, like --config a --config b
     args: [--data.init_args.train=../shared/data/stsb/sts-train.csv.gz]   # for every run
+    command: fit                                            # or validate (training-free) / test (also per run)
     seeds: [0, 1]                                           # --seed_everything=<seed> (and {seed} below)
     test: false                                             # also run `test` after fitting
     metrics: [val/spearman]                                 # table columns (default: every logged metric)
@@ -81,6 +82,15 @@ def _strings(value: Any, where: str) -> list[str]:
     return [str(v) for v in value]
 
 
+def _command(value: Any, where: str) -> str:
+    if value not in ("fit", "validate", "test"):
+        raise ValueError(
+            f"{where}: expected 'fit', 'validate' (a training-free evaluation) or 'test' (of earlier weights), "
+            f"got {value!r:.40}"
+        )
+    return str(value)
+
+
 def load_sweep(path: str | os.PathLike[str], root: str | None = None) -> Sweep:
     """Parse and check a sweep file (one-line errors naming the file and the field)."""
     import yaml
@@ -94,12 +104,15 @@ def load_sweep(path: str | os.PathLike[str], root: str | None = None) -> Sweep:
         raise ValueError(f"{file}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(spec, dict):
         raise ValueError(f"{file}: a sweep file is a mapping with 'runs'")
-    unknown = sorted(set(spec) - {"description", "configs", "args", "seeds", "test", "metrics", "runs", "root"})
+    unknown = sorted(
+        set(spec) - {"description", "configs", "args", "seeds", "test", "metrics", "runs", "root", "command"}
+    )
     if unknown:
         raise ValueError(f"{file}: unknown field(s) {unknown}")
     base = _strings(spec.get("configs"), f"{file}: configs")
     common = _strings(spec.get("args"), f"{file}: args")
     test = bool(spec.get("test", False))
+    command = _command(spec.get("command", "fit"), f"{file}: command")
     runs_spec = spec.get("runs")
     if not isinstance(runs_spec, dict) or not runs_spec:
         raise ValueError(f"{file}: 'runs' must map run names to override lists")
@@ -115,14 +128,13 @@ def load_sweep(path: str | os.PathLike[str], root: str | None = None) -> Sweep:
         extra = sorted(set(body) - {"configs", "args", "test", "command"})
         if extra:
             raise ValueError(f"{where}: unknown field(s) {extra}")
-        command = str(body.get("command", "fit"))
-        if command not in ("fit", "test"):
-            raise ValueError(f"{where}.command: expected 'fit' or 'test', got {command!r}")
         configs = _strings(body.get("configs"), f"{where}.configs") or base
         if not configs:
             raise ValueError(f"{where}: no configs (set configs at the top or in the run)")
         args = common + _strings(body.get("args"), f"{where}.args")
-        runs.append(Run(name, configs, args, bool(body.get("test", test)) and command == "fit", command))
+        run_command_name = _command(body.get("command", command), f"{where}.command")
+        run_test = bool(body.get("test", test)) and run_command_name == "fit"
+        runs.append(Run(name, configs, args, run_test, run_command_name))
     seeds = [int(s) for s in (spec.get("seeds") or [0])]
     metrics = _strings(spec.get("metrics"), f"{file}: metrics")
     # runs/sweeps/<recipe> for recipes/<recipe>/sweep.yaml, runs/sweeps/<recipe>/<stem> for sweep_cpu.yaml etc.
@@ -135,7 +147,7 @@ def load_sweep(path: str | os.PathLike[str], root: str | None = None) -> Sweep:
 
 
 def run_command(run: Run, seed: int, root: str) -> list[str]:
-    """The ``polymodal fit`` (or ``test``) arguments of one run and seed (placeholders filled)."""
+    """The ``polymodal fit`` (or ``validate`` / ``test``) arguments of one run and seed (placeholders filled)."""
     out = [run.command]
     for cfg in run.configs:
         out += ["--config", cfg]

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from polymodal.losses.context import batch_size_of, slice_inputs
 from polymodal.losses.infonce import InfoNCELoss
@@ -74,6 +74,9 @@ class CachedInfoNCELoss(Objective):
 
         weight: weight in the System's total loss.
         stages: where it runs.
+        loss: another pooled-embedding loss to compute on the cached embeddings instead of InfoNCE (e.g.
+            :class:`~polymodal.losses.ProgressiveInfoNCELoss` for PEG; ``temperature``/``symmetric``/``gather``
+            are then ignored). It must depend on the embeddings only through differentiable operations.
 
     An objective of :class:`polymodal.System`: in training it runs the towers itself through the step; in
     validation (no gradients) it is plain InfoNCE on the step's embeddings.
@@ -92,9 +95,11 @@ class CachedInfoNCELoss(Objective):
         streams: int | None = None,
         weight: float = 1.0,
         stages: Sequence[str] = STAGES,
+        loss: nn.Module | None = None,
     ) -> None:
         super().__init__(weight, stages)
-        self.info_nce = InfoNCELoss(temperature=temperature, symmetric=symmetric, gather=gather)
+        default = InfoNCELoss(temperature=temperature, symmetric=symmetric, gather=gather)
+        self.info_nce = loss if loss is not None else default
         if mini_batch_size < 1:
             raise ValueError(f"mini_batch_size must be >= 1, got {mini_batch_size}")
         if streams is not None and streams < 1:

@@ -28,6 +28,7 @@ __all__ = [
     "multiclass_metrics",
     "pair_classification_ap",
     "pair_cosine",
+    "paired_bootstrap",
     "pearson",
     "rank_metrics",
     "rankdata",
@@ -408,3 +409,36 @@ def tag_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], by_type
         if len(g) != len(p):
             raise ValueError(f"sentence {i}: {len(g)} gold tags but {len(p)} predicted tags")
     return span_prf([set(bio_entities(g)) for g in gold], [set(bio_entities(p)) for p in pred], by_type)
+
+
+def paired_bootstrap(
+    target: np.ndarray,
+    pred_a: np.ndarray,
+    pred_b: np.ndarray,
+    metric: Any = None,
+    samples: int = 2000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Paired bootstrap over evaluation items of ``metric(target, pred_b) - metric(target, pred_a)``.
+
+    The items (e.g. STS pairs) are resampled with replacement ``samples`` times, the same resample for both
+    systems. Returns ``delta`` (on all items), its 95 % percentile interval ``low`` / ``high`` and a two-sided
+    ``p``: twice the share of resamples whose delta has the other sign (or is zero), capped at 1 (Koehn 2004,
+    "Statistical significance tests for machine translation evaluation"). ``metric`` defaults to Spearman.
+    """
+    metric = spearman if metric is None else metric
+    t, a, b = (np.asarray(v, dtype=np.float64) for v in (target, pred_a, pred_b))
+    if not (t.shape == a.shape == b.shape and t.ndim == 1):
+        raise ValueError(
+            f"paired_bootstrap: target and predictions must be equal-length 1-D, got {t.shape}, {a.shape}, {b.shape}"
+        )
+    if len(t) < 3 or samples < 1:
+        raise ValueError(f"paired_bootstrap: need >= 3 items and samples >= 1, got {len(t)} items, {samples} samples")
+    rows = np.random.default_rng(seed).integers(0, len(t), size=(int(samples), len(t)))  # (S, N)
+    deltas = np.array([metric(t[r], b[r]) - metric(t[r], a[r]) for r in rows])  # (S,)
+    deltas = deltas[np.isfinite(deltas)]
+    delta = float(metric(t, b) - metric(t, a))
+    other = deltas <= 0 if delta > 0 else deltas >= 0
+    low, high = np.quantile(deltas, [0.025, 0.975]) if len(deltas) else (float("nan"), float("nan"))
+    p = min(1.0, 2.0 * float(other.mean())) if len(deltas) else float("nan")
+    return {"delta": delta, "low": float(low), "high": float(high), "p": p}

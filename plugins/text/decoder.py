@@ -19,17 +19,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from polymodal.features import Features
 from polymodal.modality import Encoder, Processor
 from polymodal.plugins.text.bidirectional import set_bidirectional
 from polymodal.plugins.text.encoder import TextEncoder, _resolve_model
 from polymodal.plugins.text.processor import TextProcessor
-from polymodal.plugins.text.token_prepending import TokenPrepender, TokenPrependingProcessor
+from polymodal.plugins.text.token_prepending import (
+    Placement,
+    TokenPrepender,
+    TokenPrependingProcessor,
+    add_placeholder_token,
+    placeholder_template,
+)
 from polymodal.poolers.prompt import PromptedProcessor, PromptTemplate
 
-__all__ = ["SMOLLM2_GGUF", "DecoderTextEncoder", "smollm2_folder"]
+__all__ = ["SMOLLM2_GGUF", "DecoderTextEncoder", "apply_lora", "smollm2_folder"]
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -55,10 +61,11 @@ def _resolve_decoder(model: str) -> Path:
 
 
 class DecoderTextEncoder(TextEncoder):
-    """A decoder LM with prompt, Token Prepending and bidirectional-attention switches.
+    """A decoder LM with prompt, Token Prepending, early-exit, bidirectional-attention and LoRA switches.
 
     Args:
-        model: ``"smollm2-135m"``, a local folder, or a config dict (``model_type: llama``, tests).
+        model: ``"smollm2-135m"``, a local folder, a registered architecture (``"test-llama"``) or a config
+            dict (``model_type: llama``, tests).
         tokenizer: as for :class:`TextEncoder`.
         pretrained: load weights (``False``: random weights from the folder's config).
         max_length: truncation length in tokens (default 512 or the model's limit).
@@ -68,10 +75,21 @@ class DecoderTextEncoder(TextEncoder):
             ``"smollm2-135m"`` implies the shipped file.
         dtype: ``"float32"`` or ``"bfloat16"`` weights.
         prompt: template (``"prompteol"`` or a string with ``{text}``) applied to every input.
-        token_prepending: enable Token Prepending.
-        tp_layers: ``(first, last)`` decoder layers (0-based, inclusive; negative counts from
-            the end) whose input placeholder state is replaced by the sentence embedding.
+        token_prepending: Token Prepending as its authors define it (:mod:`~polymodal.plugins.text.token_prepending`):
+            a new ``<PST>`` token (random-normal embedding) at the sentence slot of the prompt, whose state is
+            replaced by the last token's before each layer from ``tp_starting_layer`` on.
+        tp_starting_layer: first decoder layer (0-based) whose input placeholder state is replaced (official
+            default 1: layer 0 reads the ``<PST>`` embedding).
+        tp_exiting_layer: first layer where replacing stops (exclusive); ``None``: through the last layer.
+        tp_placement: ``"slot"`` (immediately before the sentence, the authors') or ``"start"`` (before the
+            whole prompt, polymodal's earlier placement; for ablations).
+        pst_seed: seed of the ``<PST>`` embedding draw.
+        output_layer: which hidden state is the output (early exit): an index into the ``L + 1`` hidden states
+            (0 = embeddings, ``L`` or ``-1`` = the last layer after the final norm, ``-2`` = the second-to-last
+            layer's output, as in the official TP configs).
         bidirectional: run attention without the causal mask.
+        lora: LoRA adapters through ``peft`` (``{r: 8, alpha: 16, dropout: 0.0, target_modules: [q_proj, v_proj]}``);
+            every other weight is frozen. Saved and re-created with the model.
     """
 
     def __init__(
@@ -86,15 +104,20 @@ class DecoderTextEncoder(TextEncoder):
         dtype: str = "float32",
         prompt: str | None = None,
         token_prepending: bool = False,
-        tp_layers: tuple[int, int] = (0, 7),
+        tp_starting_layer: int = 1,
+        tp_exiting_layer: int | None = None,
+        tp_placement: Placement = "slot",
+        pst_seed: int = 0,
+        output_layer: int = -1,
         bidirectional: bool = False,
+        lora: dict[str, Any] | None = None,
     ) -> None:
         if dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
-        from polymodal.plugins.text.pretrained import ARCHITECTURES, PRETRAINED_PATHS
+        from polymodal.plugins.text.pretrained import ARCHITECTURES, PRETRAINED_PATHS, resolve_text_model
 
-        if isinstance(model, str) and model in ARCHITECTURES:
-            model = ARCHITECTURES[model]()
+        if isinstance(model, str) and model in ARCHITECTURES or isinstance(model, Mapping):
+            model = dict(resolve_text_model(model))  # type: ignore[arg-type]
         if isinstance(model, str) and model in PRETRAINED_PATHS and gguf_file is None and pretrained:
             file = PRETRAINED_PATHS[model]()  # a registered GGUF checkpoint, e.g. smollm2-135m
             if file.suffix == ".gguf":
@@ -108,12 +131,26 @@ class DecoderTextEncoder(TextEncoder):
                 self.model.to(torch.bfloat16)
         self.dtype_name = dtype
         self.prompt = PromptTemplate(prompt).template if prompt is not None else None
+        depth = self.num_layers
+        if not -(depth + 1) <= int(output_layer) <= depth:
+            raise ValueError(
+                f"output_layer {output_layer} out of range for a {depth}-layer model "
+                f"(hidden states 0..{depth}, or -{depth + 1}..-1)"
+            )
+        self.output_layer = int(output_layer)
         self.bidirectional = bidirectional
         if bidirectional:
             set_bidirectional(self.model, True)
-        self.token_prepending = token_prepending
-        self.tp_layers = (int(tp_layers[0]), int(tp_layers[1]))
-        self._prepender = TokenPrepender(self.model, self.tp_layers) if token_prepending else None
+        self.pst_seed = int(pst_seed)
+        self.token_prepending = False
+        self.tp_starting_layer, self.tp_exiting_layer = int(tp_starting_layer), tp_exiting_layer
+        self.tp_placement: Placement = tp_placement
+        self._prepender: TokenPrepender | None = None
+        self._placeholder_id: int | None = None
+        self.configure(prompt=prompt, token_prepending=token_prepending)
+        self.lora = dict(lora) if lora else None
+        if self.lora:
+            apply_lora(self.model, **self.lora)
 
     @property
     def concurrent_forward(self) -> bool:  # type: ignore[override]
@@ -124,26 +161,43 @@ class DecoderTextEncoder(TextEncoder):
         self,
         prompt: str | None = None,
         token_prepending: bool | None = None,
-        tp_layers: tuple[int, int] | None = None,
+        tp_starting_layer: int | None = None,
+        tp_exiting_layer: int | None | str = "keep",
+        tp_placement: Placement | None = None,
+        output_layer: int | None = None,
         bidirectional: bool | None = None,
     ) -> DecoderTextEncoder:
         """Change the switches in place (the weights stay), e.g. to compare variants on one load.
 
-        ``prompt`` is always set (``None`` removes it); other arguments left ``None`` keep their value.
+        ``prompt`` is always set (``None`` removes it); other arguments left ``None`` keep their value
+        (``tp_exiting_layer``: ``"keep"`` keeps it, ``None`` means through the last layer).
         """
         self.prompt = PromptTemplate(prompt).template if prompt is not None else None
         if bidirectional is not None:
             set_bidirectional(self.model, bidirectional)
             self.bidirectional = bidirectional
-        if tp_layers is not None:
-            self.tp_layers = (int(tp_layers[0]), int(tp_layers[1]))
+        if tp_starting_layer is not None:
+            self.tp_starting_layer = int(tp_starting_layer)
+        if tp_exiting_layer != "keep":
+            self.tp_exiting_layer = None if tp_exiting_layer is None else int(tp_exiting_layer)
+        if tp_placement is not None:
+            placeholder_template(None, tp_placement)  # validates the name
+            self.tp_placement = tp_placement
+        if output_layer is not None:
+            depth = self.num_layers
+            if not -(depth + 1) <= int(output_layer) <= depth:
+                raise ValueError(f"output_layer {output_layer} out of range for a {depth}-layer model")
+            self.output_layer = int(output_layer)
         if token_prepending is not None:
             self.token_prepending = token_prepending
         if self._prepender is not None:
             self._prepender.remove()
             self._prepender = None
         if self.token_prepending:
-            self._prepender = TokenPrepender(self.model, self.tp_layers)
+            placeholder_template(self.prompt, self.tp_placement)  # the template must have a slot
+            self._prepender = TokenPrepender(self.model, self.tp_starting_layer, self.tp_exiting_layer)
+            if self._placeholder_id is None:
+                self._placeholder_id = add_placeholder_token(self.model, self._processor.tokenizer, self.pst_seed)
         return self
 
     def _init_gguf(
@@ -199,15 +253,12 @@ class DecoderTextEncoder(TextEncoder):
     @property
     def processor(self) -> Processor:  # type: ignore[override]
         proc: Processor = self._processor
+        if self.token_prepending:
+            assert self._placeholder_id is not None
+            template = placeholder_template(self.prompt, self.tp_placement)
+            return TokenPrependingProcessor(PromptedProcessor(proc, template), self._placeholder_id)
         if self.prompt is not None:
             proc = PromptedProcessor(proc, self.prompt)
-        if self.token_prepending:
-            tok = self._processor.tokenizer
-            bos = getattr(self.model.config, "bos_token_id", None)
-            placeholder = tok.token_to_id("<PST>")
-            if placeholder is None:
-                placeholder = bos if bos is not None else self._processor.pad_id
-            proc = TokenPrependingProcessor(proc, placeholder, bos_id=bos)
         return proc
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Features:
@@ -216,11 +267,12 @@ class DecoderTextEncoder(TextEncoder):
             if "pst_position" not in inputs:
                 raise ValueError("token_prepending is on but the batch has no pst_position: use encoder.processor")
             self._prepender.set_positions(inputs["pst_position"], mask)
+        early = self.output_layer not in (-1, self.num_layers)
         try:
             out = self.model(
                 input_ids=inputs["input_ids"],
                 attention_mask=mask,
-                output_hidden_states=self.hidden_states,
+                output_hidden_states=self.hidden_states or early,
                 use_cache=False,
                 return_dict=True,
             )
@@ -231,8 +283,9 @@ class DecoderTextEncoder(TextEncoder):
         if "pst_position" in inputs:  # the placeholder is not part of the input
             real = real.clone()
             real[torch.arange(real.shape[0], device=real.device), inputs["pst_position"].to(real.device)] = False
+        sequence = out.hidden_states[self.output_layer] if early else out.last_hidden_state  # (B, T, D)
         hidden = tuple(out.hidden_states) if self.hidden_states else None
-        return Features(sequence=out.last_hidden_state, mask=real, hidden_states=hidden)
+        return Features(sequence=sequence, mask=real, hidden_states=hidden)
 
     # ------------------------------------------------------------------ saving
     def get_config(self) -> dict[str, Any]:
@@ -241,17 +294,62 @@ class DecoderTextEncoder(TextEncoder):
             "dtype": self.dtype_name,
             "prompt": self.prompt,
             "token_prepending": self.token_prepending,
-            "tp_layers": list(self.tp_layers),
+            "tp_starting_layer": self.tp_starting_layer,
+            "tp_exiting_layer": self.tp_exiting_layer,
+            "tp_placement": self.tp_placement,
+            "pst_seed": self.pst_seed,
+            "output_layer": self.output_layer,
             "bidirectional": self.bidirectional,
+            "lora": self.lora,
         }
 
     @classmethod
     def _init_kwargs(cls, config: dict[str, Any]) -> dict[str, Any]:
+        start, stop = config.get("tp_starting_layer"), config.get("tp_exiting_layer")
+        if start is None and "tp_layers" in config:  # saved before the faithful TP: inclusive (first, last)
+            start, stop = int(config["tp_layers"][0]), int(config["tp_layers"][1]) + 1
         return {
             **super()._init_kwargs(config),
             "dtype": config.get("dtype", "float32"),
             "prompt": config.get("prompt"),
             "token_prepending": config.get("token_prepending", False),
-            "tp_layers": tuple(config.get("tp_layers", (0, 7))),
+            "tp_starting_layer": 1 if start is None else int(start),
+            "tp_exiting_layer": stop,
+            "tp_placement": config.get("tp_placement", "start" if "tp_layers" in config else "slot"),
+            "pst_seed": config.get("pst_seed", 0),
+            "output_layer": config.get("output_layer", -1),
             "bidirectional": config.get("bidirectional", False),
+            "lora": config.get("lora"),
         }
+
+
+def apply_lora(
+    model: nn.Module,
+    r: int = 8,
+    alpha: float = 16.0,
+    dropout: float = 0.0,
+    target_modules: list[str] | None = None,
+) -> nn.Module:
+    """Insert LoRA adapters (``peft``) into ``model`` in place and freeze every other weight.
+
+    Raises:
+        ValueError: one line naming the ``lora`` field when a target module does not exist, or ``r < 1``.
+    """
+    targets = list(target_modules or ["q_proj", "v_proj"])
+    if int(r) < 1:
+        raise ValueError(f"lora.r must be >= 1, got {r}")
+    linear = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)})
+    unknown = [t for t in targets if t not in linear]
+    if unknown:
+        raise ValueError(
+            f"lora.target_modules: {unknown} not found in {type(model).__name__}; its linear modules are {linear}"
+        )
+    try:
+        from peft import LoraConfig, inject_adapter_in_model
+    except ImportError:
+        raise ImportError("LoRA needs peft: pip install 'polymodal[decoder]'") from None
+    config = LoraConfig(r=int(r), lora_alpha=float(alpha), lora_dropout=float(dropout), target_modules=targets)
+    inject_adapter_in_model(config, model)
+    for name, p in model.named_parameters():
+        p.requires_grad_("lora_" in name)
+    return model

@@ -97,7 +97,7 @@ def test_token_prepending_is_not_run_concurrently():
 
     plain = DecoderTextEncoder(model=dict(TINY_LLAMA), tokenizer="bytes")
     assert plain.concurrent_forward
-    assert not plain.configure(prompt="prompteol", token_prepending=True, tp_layers=(0, 1)).concurrent_forward
+    assert not plain.configure(prompt="prompteol", token_prepending=True, tp_starting_layer=1).concurrent_forward
 
 
 def test_bad_stream_count():

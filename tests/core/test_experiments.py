@@ -26,6 +26,8 @@ def _write(tmp_path, text: str):
         ("runs:\n  a: []\n", "runs.a: no configs"),
         ("configs: [a.yaml]\nruns:\n  a: {args: {x: 1}}\n", "runs.a.args: expected a list of strings"),
         ("runs: [\n", "not valid YAML"),
+        ("command: train\nconfigs: [a.yaml]\nruns:\n  a: []\n", "command: expected 'fit', 'validate' .* got 'train'"),
+        ("configs: [a.yaml]\nruns:\n  a: {command: predict}\n", "runs.a.command: expected .*'predict'"),
     ],
 )
 def test_bad_sweep_files_give_one_line(tmp_path, text, message):
@@ -72,6 +74,28 @@ def test_sweep_runs_fits_and_collects_one_table(tmp_path, capsys):
     assert [(r["run"], r["seed"]) for r in records] == [("fast", 0), ("fast", 1), ("slow", 1)]
     with pytest.raises(ValueError, match=r"seeds \[7\] are not in the sweep's seeds \[0, 1\]"):
         main(["sweep", str(path), "--root", str(tmp_path / "out"), "--seeds", "7"])
+
+
+def test_validate_sweeps_run_training_free_evaluations(tmp_path):
+    path = _write(
+        tmp_path,
+        "command: validate\nconfigs: [recipes/token_prepending/tiny.yaml]\nmetrics: [val/spearman]\n"
+        "runs:\n  tp: []\n  plain: [--model.init_args.encoder.init_args.token_prepending=false]\n",
+    )
+    sweep = load_sweep(path, root=str(tmp_path / "out"))
+    assert run_command(sweep.runs[0], 0, sweep.root)[:3] == [
+        "validate",
+        "--config",
+        "recipes/token_prepending/tiny.yaml",
+    ]
+    assert main(["sweep", str(path), "--root", str(tmp_path / "out")]) == 0
+    records = json.loads((tmp_path / "out" / "results.json").read_text())
+    values = [r["metrics"]["val/spearman"] for r in records]
+    assert len(values) == 2 and values[0] != values[1]  # the switch changed the embeddings
+    assert (
+        "polymodal validate --config recipes/token_prepending/tiny.yaml"
+        in (tmp_path / "out" / "results.md").read_text()
+    )
 
 
 @pytest.mark.parametrize(

@@ -24,5 +24,5 @@ def test_command_test_runs_are_test_commands_without_a_second_test(tmp_path):
 def test_unknown_command_is_one_line(tmp_path):
     path = tmp_path / "sweep.yaml"
     path.write_text("configs: [a.yaml]\nruns:\n  a: {command: predict}\n")
-    with pytest.raises(ValueError, match=r"runs.a.command: expected 'fit' or 'test', got 'predict'"):
+    with pytest.raises(ValueError, match=r"runs.a.command: expected 'fit', 'validate' .* or 'test' .*got 'predict'"):
         load_sweep(path)

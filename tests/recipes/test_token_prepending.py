@@ -39,24 +39,32 @@ def test_tiny_validate_reports_spearman(tmp_path):
 def test_compare_switches_variants_on_one_encoder():
     from polymodal.recipes.token_prepending.compare import VARIANTS, compare
 
-    enc = _tiny_decoder(layers=2)
-    sample = recipe_root() / "sbert" / "data" / "stsb_dev_sample.tsv.gz"
-    results = compare(enc, str(sample), limit=40, batch_size=16, tp_layers=(0, 1))
-    assert set(results) == set(VARIANTS)
-    assert len(set(results.values())) == 3  # the switches really change the embeddings
-    assert enc.token_prepending and enc._prepender is not None  # last variant left on
-
-
-def test_compare_sweep_adds_one_variant_per_layer_range():
-    from polymodal.recipes.token_prepending.compare import VARIANTS, compare
-
     enc = _tiny_decoder(layers=3)
     sample = recipe_root() / "sbert" / "data" / "stsb_dev_sample.tsv.gz"
-    results = compare(enc, str(sample), limit=40, batch_size=16, tp_layers=(0, 1), sweep=[(0, 0), (0, 2)])
-    assert list(results) == [*VARIANTS, "prompt + TP layers 0-0", "prompt + TP layers 0-2"]
-    assert enc.tp_layers == (0, 2)  # the last sweep entry is left switched on
-    # a different layer range is a different embedding
-    assert results["prompt + TP layers 0-0"] != results["prompt + TP layers 0-2"]
+    results = compare(enc, str(sample), limit=40, batch_size=16)
+    assert list(results) == list(VARIANTS)
+    assert len(set(results.values())) >= 6  # the switches really change the embeddings
+    assert enc.token_prepending and enc._prepender is not None  # last variant (official defaults) left on
+    assert (enc.tp_starting_layer, enc.tp_exiting_layer, enc.tp_placement) == (1, None, "slot")
+    with pytest.raises(ValueError, match="unknown variant"):
+        compare(enc, str(sample), limit=4, names=["no such variant"])
+
+
+def test_sweep_file_runs_exactly_the_compare_variants():
+    from polymodal.experiments import load_sweep
+    from polymodal.recipes.token_prepending.compare import variants
+
+    sweep = load_sweep(recipe_root() / "token_prepending" / "sweep.yaml")
+    assert all(run.command == "validate" for run in sweep.runs)
+    table = variants(grid=True)
+    assert len(sweep.runs) == len(table)
+    prefix = "--model.init_args.encoder.init_args."
+    defaults = {"tp_placement": "slot", "tp_starting_layer": 1, "tp_exiting_layer": None, "output_layer": -1}
+    for run, switches in zip(sweep.runs, table.values()):
+        given = dict(a[len(prefix) :].split("=", 1) for a in run.args)
+        for key, value in {**defaults, **switches}.items():
+            expected = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+            assert given[key] == expected, (run.name, key)
 
 
 @pytest.mark.slow
@@ -70,5 +78,6 @@ def test_smollm2_compare_on_a_few_stsb_pairs(shared_data):
     except (ImportError, FileNotFoundError) as exc:
         pytest.skip(str(exc))
     torch.set_num_threads(2)
-    results = compare(DecoderTextEncoder("smollm2-135m").eval(), str(shared_data / "stsb" / "sts-dev.csv.gz"), limit=60)
+    enc = DecoderTextEncoder("smollm2-135m").eval()
+    results = compare(enc, str(shared_data / "stsb" / "sts-dev.csv.gz"), limit=60)
     assert all(-1 <= v <= 1 for v in results.values())
