@@ -14,6 +14,7 @@ from polymodal.data.stratified import (
     stratified_split,
 )
 from polymodal.data.tables import LAYOUTS, check_columns, iter_table, read_table
+from polymodal.data.text import TextBlocks
 
 __all__ = [
     "LAYOUTS",
@@ -28,6 +29,7 @@ __all__ = [
     "StratifiedSampler",
     "Table",
     "TableDataModule",
+    "TextBlocks",
     "as_source",
     "check_columns",
     "column_name",

@@ -25,8 +25,17 @@ from polymodal.plugins.text.pretrained import (
     from_sentence_transformers,
 )
 from polymodal.plugins.text.processor import TextProcessor, byte_tokenizer
+from polymodal.plugins.text.static import BinaryParagraphVector, SenseSkipGram
 
-__all__ = ["DecoderTextEncoder", "TextEncoder", "TextProcessor", "byte_tokenizer", "from_sentence_transformers"]
+__all__ = [
+    "BinaryParagraphVector",
+    "DecoderTextEncoder",
+    "SenseSkipGram",
+    "TextEncoder",
+    "TextProcessor",
+    "byte_tokenizer",
+    "from_sentence_transformers",
+]
 
 polymodal_api_version = 1
 
@@ -37,7 +46,7 @@ def register_modalities(register):
         Modality(
             name="text",
             description="Hugging Face encoders/decoders (local folders or configs), fast tokenizers",
-            encoders=(TextEncoder, DecoderTextEncoder),
+            encoders=(TextEncoder, DecoderTextEncoder, BinaryParagraphVector, SenseSkipGram),
             pretrained=PRETRAINED,
             models=(CrossEncoder,),
             weights=PRETRAINED_PATHS,
