@@ -25,6 +25,8 @@ _LAZY = {
     "plugin_report": "polymodal.plugins_manager",
     "EmbeddingModel": "polymodal.model",
     "load": "polymodal.model",
+    "PrefixLM": "polymodal.prefix_lm",
+    "PrefixLMSystem": "polymodal.prefix_lm",
     "System": "polymodal.system",
     "Batch": "polymodal.contracts",
     "ContrastiveSystem": "polymodal.presets",
@@ -53,6 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from polymodal.modality import Encoder, Modality, Processor
     from polymodal.model import EmbeddingModel, load
     from polymodal.plugins_manager import get_modality, load_plugins, modalities, plugin_report
+    from polymodal.prefix_lm import PrefixLM, PrefixLMSystem
     from polymodal.presets import ContrastiveSystem, CrossEncoderSystem, LanguageModelSystem, PredictionSystem, Task
     from polymodal.registry import create_model, list_models
     from polymodal.search import int8_ranges, quantize, retrieve_rerank, semantic_search

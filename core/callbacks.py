@@ -18,7 +18,9 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 from polymodal.io import resolve_path
 
 __all__ = [
+    "EvaluateSTS",
     "ExportModel",
+    "KeepBest",
     "LoadEncoderWeights",
     "MetricsReport",
     "PredictionWriter",
@@ -39,12 +41,14 @@ class ExportModel(pl.Callback):
     fitting ends, ready for ``polymodal.load(dirpath)`` and ``polymodal evaluate``.
 
     Args:
-        dirpath: target folder; default ``<trainer.default_root_dir>/model``.
+        dirpath: target folder; default ``<trainer.default_root_dir>/<name>``.
         column: export the tower of this input column (multi-tower systems; default the first column's).
         tower: export this tower (by name) instead.
         head: export a scoring model: the tower with this linear head (a cross-encoder).
         best: when a ``ModelCheckpoint`` monitors a metric, export the weights of its best
             checkpoint (and leave them loaded in the module) rather than the last step's.
+        name: sub-folder of ``default_root_dir`` used when ``dirpath`` is not given (e.g. ``image_model``
+            for the second tower of a two-tower system, so each run of a sweep exports into its own folder).
     """
 
     def __init__(
@@ -54,8 +58,12 @@ class ExportModel(pl.Callback):
         tower: str | None = None,
         head: str | None = None,
         best: bool = True,
+        name: str = "model",
     ) -> None:
+        if not name or "/" in name or name in (".", ".."):
+            raise ValueError(f"ExportModel name must be a plain folder name, got {name!r}")
         self.dirpath = dirpath
+        self.name = name
         self.column = column
         self.tower = tower
         self.head = head
@@ -83,10 +91,108 @@ class ExportModel(pl.Callback):
             monitor, score = getattr(ckpt, "monitor", None), float(getattr(ckpt, "best_model_score", float("nan")))
             which = f"best checkpoint {Path(best_path).name} ({monitor}={score:.4f})"
         if trainer.is_global_zero:
-            target = Path(self.dirpath or Path(trainer.default_root_dir) / "model")
+            target = Path(self.dirpath or Path(trainer.default_root_dir) / self.name)
             pl_module.inference_model(self.column, tower=self.tower, head=self.head).save(target)
             log.info("exported model (%s) to %s", which, target)
             print(f"polymodal: exported model ({which}) to {target}")
+
+
+class EvaluateSTS(pl.Callback):
+    """Log the STS correlation of one tower's embedding model at the end of ``test`` (or validation).
+
+    For towers trained on something else (e.g. a caption encoder trained only on image-caption
+    retrieval), so that ``polymodal test`` and ``polymodal sweep`` report the transfer to sentence
+    similarity next to the system's own metrics. Uses only ``pl_module.embedding_model(column)``.
+
+    Args:
+        data: a table with two sentence columns and a score (STS-B dev: ``sts-dev.csv.gz``).
+        column: the input column whose tower is evaluated (default: the system's first column).
+        columns: ``"sentence1,sentence2,score"`` column names of ``data``.
+        prefix: key prefix: logs ``<stage>/<prefix>spearman`` and ``<stage>/<prefix>pearson``.
+        stages: ``test`` and/or ``val``.
+        batch_size: encoding batch size.
+    """
+
+    def __init__(
+        self,
+        data: str,
+        column: str | None = None,
+        columns: str = "sentence1,sentence2,score",
+        prefix: str = "sts_",
+        stages: list[str] | None = None,
+        batch_size: int = 64,
+    ) -> None:
+        self.data, self.column, self.columns, self.prefix = data, column, columns, prefix
+        self.stages = list(stages or ["test"])
+        unknown = sorted(set(self.stages) - {"val", "test"})
+        if unknown:
+            raise ValueError(f"EvaluateSTS stages must be val and/or test, got {unknown}")
+        self.batch_size = batch_size
+        self._pairs: tuple[list[str], list[str], list[float]] | None = None
+
+    def _evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        from polymodal.data.tables import check_columns, read_table
+        from polymodal.evaluation.sts import STSEvaluator
+
+        if stage not in self.stages or trainer.sanity_checking:
+            return
+        if self._pairs is None:
+            df = read_table(self.data)
+            s1, s2, score = self.columns.split(",")
+            check_columns(df, [s1, s2, score], self.data)
+            self._pairs = (df[s1].astype(str).tolist(), df[s2].astype(str).tolist(), df[score].astype(float).tolist())
+        model = pl_module.embedding_model(self.column)  # type: ignore[operator]
+        result = STSEvaluator(*self._pairs, batch_size=self.batch_size)(model)
+        pl_module.log(f"{stage}/{self.prefix}spearman", result.spearman)
+        pl_module.log(f"{stage}/{self.prefix}pearson", result.pearson)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._evaluate(trainer, pl_module, "val")
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._evaluate(trainer, pl_module, "test")
+
+
+class KeepBest(pl.Callback):
+    """Keep the weights of the best validation epoch in memory and load them back when fitting ends.
+
+    Unlike ``ModelCheckpoint`` nothing is written to disk: for small models trained many times (a head on
+    cached features in a sweep) whose ``test`` should score the best epoch. After fit the best value is
+    also in ``trainer.callback_metrics`` as ``<monitor>_best`` (and its epoch as ``<monitor>_best_epoch``).
+
+    Args:
+        monitor: logged metric to watch (e.g. ``val/pearson_avg``).
+        mode: ``"max"`` or ``"min"``.
+    """
+
+    def __init__(self, monitor: str, mode: str = "max") -> None:
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.monitor, self.mode = monitor, mode
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self._state: dict | None = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[self.monitor])
+        if value != value:  # NaN never wins
+            return
+        if self.best is None or (value > self.best if self.mode == "max" else value < self.best):
+            self.best, self.best_epoch = value, trainer.current_epoch
+            self._state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._state is None:
+            log.warning("KeepBest: %s was never logged; keeping the last weights", self.monitor)
+            return
+        pl_module.load_state_dict(self._state)
+        import torch
+
+        trainer.callback_metrics[f"{self.monitor}_best"] = torch.tensor(self.best)
+        trainer.callback_metrics[f"{self.monitor}_best_epoch"] = torch.tensor(float(self.best_epoch or 0))
+        log.info("KeepBest: restored epoch %d (%s=%.4f)", self.best_epoch, self.monitor, self.best)
 
 
 class StepSeeder(pl.Callback):
@@ -684,23 +790,47 @@ class PredictionWriter(BasePredictionWriter):
     tensors (one per input column, e.g. a bi-encoder System's embeddings) -> one ``.npy`` holding
     ``(K, N, D)`` when the shapes agree, else ``.npz`` with ``output_0``...; a dict of tensors
     (a System with heads: probabilities or values per head) -> a table, ``.csv`` or ``.parquet``
-    (chosen by ``output``'s suffix), one column per head (``head_0``, ``head_1``... for vectors).
+    (chosen by ``output``'s suffix), one column per head (``head_0``, ``head_1``... for vectors), after the
+    batch's ``meta`` columns (ids, dates, reference values: :class:`~polymodal.contracts.Batch`).
 
     Args:
         output: the file; default ``<trainer.default_root_dir>/predictions.<ext>``.
+        after_fit: also predict the data module's ``predict`` split when fitting ends, with the weights the fit
+            ended with (``polymodal sweep`` only fits; the file then lies in each run's folder).
     """
 
-    def __init__(self, output: str | None = None) -> None:
+    def __init__(self, output: str | None = None, after_fit: bool = False) -> None:
         super().__init__(write_interval="batch")
         self.output = output
+        self.after_fit = after_fit
         self.parts: list[Any] = []
+        self.metas: list[dict[str, list[Any]]] = []
         self.path: Path | None = None
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.parts, self.path = [], None
+        self.parts, self.metas, self.path = [], [], None
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
         self.parts.append(prediction)
+        self.metas.append(dict(getattr(batch, "meta", None) or {}))
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.after_fit:
+            return
+        import torch
+
+        loader = trainer.datamodule.predict_dataloader()  # type: ignore[attr-defined]
+        was_training = pl_module.training
+        pl_module.eval()
+        self.on_predict_start(trainer, pl_module)
+        try:
+            with torch.inference_mode():
+                for i, batch in enumerate(loader):
+                    batch = pl_module.transfer_batch_to_device(batch, pl_module.device, 0)
+                    self.write_on_batch_end(trainer, pl_module, pl_module.predict_step(batch, i), None, batch, i, 0)
+        finally:
+            pl_module.train(was_training)
+        self.on_predict_end(trainer, pl_module)
 
     def _target(self, trainer: pl.Trainer, ext: str) -> Path:
         if self.output:
@@ -736,7 +866,8 @@ class PredictionWriter(BasePredictionWriter):
         if isinstance(first, Mapping):
             import pandas as pd
 
-            columns: dict[str, Any] = {}
+            keys = list(self.metas[0]) if len(self.metas) == len(self.parts) and self.metas else []
+            columns: dict[str, Any] = {m: [v for meta in self.metas for v in meta[m]] for m in keys}
             for key in first:
                 values = [p[key] for p in self.parts]
                 if all(is_array(v) for v in values):

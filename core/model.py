@@ -752,6 +752,7 @@ def _release_free_memory() -> None:
 
 #: Model folder formats :func:`load` recognises: name -> (file that marks it, importer in our own package).
 FOLDER_FORMATS: dict[str, tuple[str, str]] = {
+    "prefix-lm": ("prefix_lm.json", "polymodal.prefix_lm:PrefixLM.from_folder"),  # PrefixLM: .generate(inputs, prompt)
     "polymodal": (CONFIG_NAME, "polymodal.model:EmbeddingModel.from_folder"),
     "sentence-transformers": ("modules.json", "polymodal.plugins.text.pretrained:from_sentence_transformers"),
     "huggingface": ("config.json", "polymodal.plugins.text.pretrained:from_huggingface"),

@@ -102,6 +102,7 @@ def PredictionSystem(  # noqa: N802
     optimizer: OptimizerCallable | None = None,
     warmup_ratio: float = 0.0,
     threshold: float = 0.5,
+    metrics: dict[str, StepMetric] | None = None,
 ) -> System:
     """Encoder(s) + pooler + one head per task on the concatenated pooled features of every input column.
 
@@ -111,7 +112,10 @@ def PredictionSystem(  # noqa: N802
     macro-F1; regression MSE / MAE / Pearson / Spearman; logged ``<stage>/<metric>`` for one task and
     ``<stage>/<task>/<metric>`` for several. ``freeze_encoder`` keeps the encoders fixed (linear probing);
     ``encoder_lr`` gives them their own learning rate. Default optimizer AdamW(lr=1e-3, weight_decay=0.01).
+    ``metrics`` adds step metrics to the per-task ones (e.g. a :class:`~polymodal.metrics.step.HeadMean`
+    over the tasks).
     """
+    extra = dict(metrics or {})
     tasks = list(tasks) if tasks else [Task()]
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
@@ -127,6 +131,10 @@ def PredictionSystem(  # noqa: N802
         objectives[t.name] = HeadLoss(t.name, t.kind, target=t.target, weight=t.weight, pos_weight=t.pos_weight)
         prefix = "" if len(tasks) == 1 else f"{t.name}/"
         metrics[t.name] = HeadMetrics(t.name, t.kind, target=t.target, threshold=threshold, prefix=prefix)
+    clash = sorted(set(metrics) & set(extra))
+    if clash:
+        raise ValueError(f"metrics {clash} clash with task names; rename them")
+    metrics.update(extra)
     return System(
         tower=encoder,
         towers=encoders,

@@ -59,7 +59,7 @@ _CORE_CLASSES: dict[str, tuple[str, ...]] = {
         "polymodal.poolers.prompt.PromptLastTokenPooler",
         "polymodal.poolers.multilayer.MultiLayerAttentionPooler",
     ),
-    "model": ("polymodal.model.EmbeddingModel",),
+    "model": ("polymodal.model.EmbeddingModel", "polymodal.prefix_lm.PrefixLM"),
 }
 
 

@@ -395,7 +395,9 @@ class System(SafeCheckpointLoading, pl.LightningModule):
 
     def inference_model(self, column: str | None = None, *, tower: str | None = None, head: str | None = None) -> Any:
         """The inference model of one tower: an :class:`~polymodal.model.EmbeddingModel` (tower, its pooler,
-        normalisation), or with ``head`` a cross-encoder scoring model (tower + linear head)."""
+        normalisation), or with ``head`` a cross-encoder scoring model (tower + linear head). A tower that is
+        not an :class:`~polymodal.modality.Encoder` (a :class:`~polymodal.PrefixLM`) is its own inference
+        model."""
         from polymodal.model import EmbeddingModel
 
         if tower is None:
@@ -404,6 +406,10 @@ class System(SafeCheckpointLoading, pl.LightningModule):
         if tower not in self.towers:
             raise KeyError(f"no tower {tower!r}; towers: {sorted(self.towers)}")
         encoder = self.towers[tower]
+        if not isinstance(encoder, Encoder):
+            if head is not None:
+                raise ValueError(f"tower {tower!r} ({type(encoder).__name__}) is its own inference model; no head")
+            return encoder  # a model of its own (e.g. polymodal.PrefixLM, which saves itself)
         pooler = self.poolers[tower] if tower in self.poolers else self.pooler
         if head is not None:
             from polymodal.plugins.text.cross_encoder import CrossEncoder
@@ -472,13 +478,16 @@ class System(SafeCheckpointLoading, pl.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
 
     def _trained_keys(self) -> set[str]:
-        """State-dict keys a ``save_frozen=False`` checkpoint keeps: trainable parameters and the buffers of
-        modules that are not fully frozen (batch-norm statistics of a trained part, ...)."""
+        """State-dict keys a ``save_frozen=False`` checkpoint keeps: trainable parameters and the persistent
+        buffers of modules that are not fully frozen (a frozen backbone's batch-norm statistics are rebuilt
+        from its source; non-persistent buffers such as rotary tables are never in a state dict)."""
         keys = {n for n, p in self.named_parameters() if p.requires_grad}
-        frozen = [name for name, _ in self._frozen_named()]
-        for bname, _ in self.named_buffers():
-            if not any(bname == f or bname.startswith(f + ".") for f in frozen):
-                keys.add(bname)
+        frozen = {id(m) for m in self._frozen_modules()}
+        skip = tuple(f"{n}." for n, m in self.named_modules() if id(m) in frozen)
+        params = {n for n, _ in self.named_parameters(remove_duplicate=False)}
+        for name in self.state_dict():
+            if name not in params and not name.startswith(skip):
+                keys.add(name)
         return keys
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -53,6 +53,9 @@ class FeatureMLP(Encoder):
         dropout: dropout after every hidden layer.
         input_dropout: dropout on the input features.
         layer_norm: LayerNorm after each linear layer.
+        standardize: subtract the training split's per-feature mean and divide by its standard deviation
+            (fitted by the data module before training, saved with the weights; constant features keep a
+            scale of 1).
     """
 
     modality = "vector"
@@ -65,6 +68,7 @@ class FeatureMLP(Encoder):
         dropout: float = 0.1,
         input_dropout: float = 0.0,
         layer_norm: bool = False,
+        standardize: bool = False,
     ) -> None:
         super().__init__()
         if input_dim < 1 or hidden_dim < 1 or layers < 1:
@@ -80,6 +84,10 @@ class FeatureMLP(Encoder):
             blocks += [nn.GELU(), nn.Dropout(dropout)]
             dim = self.hidden_dim
         self.net = nn.Sequential(*blocks)
+        self.standardize = bool(standardize)
+        if self.standardize:
+            self.register_buffer("mean", torch.zeros(self.input_dim))
+            self.register_buffer("scale", torch.ones(self.input_dim))
         self._processor = VectorProcessor(self.input_dim)
 
     @property
@@ -90,8 +98,22 @@ class FeatureMLP(Encoder):
     def output_dim(self) -> int:
         return self.hidden_dim
 
+    def fit_statistics(self, values: Sequence[Any]) -> bool:
+        """With ``standardize``, fit the per-feature mean and standard deviation on the training vectors."""
+        if not self.standardize:
+            return False
+        x = np.stack([np.asarray(v, dtype=np.float64) for v in values])  # (N, D)
+        std = x.std(axis=0)
+        std[std < 1e-8] = 1.0
+        self.mean.copy_(torch.as_tensor(x.mean(axis=0)))
+        self.scale.copy_(torch.as_tensor(std))
+        return True
+
     def forward(self, inputs: Mapping[str, Tensor]) -> Features:
-        h = self.net(inputs["x"].float())  # (B, H)
+        x = inputs["x"].float()  # (B, D)
+        if self.standardize:
+            x = (x - self.mean) / self.scale
+        h = self.net(x)  # (B, H)
         mask = torch.ones(h.shape[0], 1, dtype=torch.bool, device=h.device)
         return Features(sequence=h.unsqueeze(1), mask=mask, pooled=h)  # (B, 1, H)
 
@@ -103,6 +125,7 @@ class FeatureMLP(Encoder):
             "dropout": self.dropout_p,
             "input_dropout": self.input_dropout_p,
             "layer_norm": self.layer_norm,
+            "standardize": self.standardize,
         }
 
     @classmethod

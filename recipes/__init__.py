@@ -17,10 +17,11 @@ def recipe_root() -> Path:
 
 
 def recipes() -> dict[str, list[Path]]:
-    """Recipe name -> its YAML configs, sorted."""
+    """Recipe name -> its YAML configs, sorted (sweep files, ``sweep*.yaml``, are not configs)."""
     root = recipe_root()
-    return {
-        d.name: sorted(d.glob("*.yaml"))
+    found = {
+        d.name: sorted(p for p in d.glob("*.yaml") if not p.name.startswith("sweep"))
         for d in sorted(root.iterdir())
-        if d.is_dir() and not d.name.startswith(("_", ".")) and any(d.glob("*.yaml"))
+        if d.is_dir() and not d.name.startswith(("_", "."))
     }
+    return {name: configs for name, configs in found.items() if configs}

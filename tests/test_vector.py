@@ -44,3 +44,20 @@ def test_embedding_model_round_trip(tmp_path):
     again = EmbeddingModel.from_folder(tmp_path / "m")
     assert isinstance(again.encoder, FeatureMLP) and again.encoder.dropout_p == 0.3
     np.testing.assert_allclose(again.encode(list(x)), before, atol=1e-6)  # eval mode: dropout off
+
+
+def test_standardize_fits_training_statistics_and_is_saved(tmp_path):
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(50, 4)).astype(np.float32)
+    x[:, 3] = 5.0  # a constant feature keeps scale 1
+    mlp = FeatureMLP(4, hidden_dim=6, dropout=0.0, standardize=True)
+    assert mlp.fit_statistics(list(x)) and not FeatureMLP(4).fit_statistics(list(x))
+    np.testing.assert_allclose(mlp.mean.numpy(), x.mean(axis=0), rtol=1e-5)
+    assert mlp.scale[3] == 1.0 and mlp.scale[0] == pytest.approx(float(x[:, 0].std()), rel=1e-5)
+    ref = FeatureMLP(4, hidden_dim=6, dropout=0.0)
+    ref.net.load_state_dict(mlp.net.state_dict())
+    z = (torch.from_numpy(x) - mlp.mean.float()) / mlp.scale.float()
+    assert torch.allclose(mlp({"x": torch.from_numpy(x)}).pooled, ref({"x": z}).pooled, atol=1e-5)
+    model = EmbeddingModel(mlp, MeanPooler())
+    model.save(tmp_path / "m")
+    again = EmbeddingModel.from_folder(tmp_path / "m")
+    np.testing.assert_allclose(again.encode(list(x)), model.encode(list(x)), atol=1e-6)

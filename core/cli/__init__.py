@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "bench": "MMTEB-style task suite over every modality: scores, cached results, leaderboard",
     "index": "embed one column of a table into a FAISS or usearch index folder",
     "search": "query an index folder with texts (the model that built it)",
+    "caption": "caption images (or answer a prompt about them) with a saved prefix-LM (CG-VLM) model folder",
 }
 
 #: Plain commands that need the plugin table before they run.

@@ -1,8 +1,9 @@
-"""Data: sources (tables, NLI triplets, splits), the data module, splits, stratified sampling."""
+"""Data: sources (tables, NLI triplets, image captions, splits), the data module, splits, stratified sampling."""
 
 from __future__ import annotations
 
 from polymodal.data.cache import FeatureCache, model_fingerprint
+from polymodal.data.captions import Captions
 from polymodal.data.datamodule import Collator, EpochShuffleSampler, RowsDataset, TableDataModule, column_name
 from polymodal.data.sources import NLITriplets, Source, Split, Table, as_source
 from polymodal.data.splits import split_keys, split_rows
@@ -18,6 +19,7 @@ from polymodal.data.text import TextBlocks
 
 __all__ = [
     "LAYOUTS",
+    "Captions",
     "Collator",
     "EpochShuffleSampler",
     "FeatureCache",

@@ -7,6 +7,7 @@ import math
 import os
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -182,6 +183,8 @@ class TableDataModule(pl.LightningDataModule):
         stratify_mode: ``"stratified"`` (proportional; a permutation of all rows) or ``"balanced"`` (bins
             drawn with weight ``count ** stratify_alpha``: 0 gives every bin the same share).
         stratify_alpha: see ``stratify_mode``.
+        stratify_column: stratify training batches on the strata held in this column (class labels, or
+            joint bins of several targets) instead of binning the target; read like a ``meta`` column.
     """
 
     def __init__(
@@ -211,6 +214,7 @@ class TableDataModule(pl.LightningDataModule):
         stratify_bins: int | None = None,
         stratify_mode: str = "stratified",
         stratify_alpha: float = 0.0,
+        stratify_column: str | None = None,
     ) -> None:
         super().__init__()
         if not inputs:
@@ -244,6 +248,9 @@ class TableDataModule(pl.LightningDataModule):
         self.targets = targets
         self.eval_target = eval_target
         self.meta = list(meta or [])
+        if stratify_column is not None and stratify_column not in self.meta:
+            self.meta.append(stratify_column)
+        self.stratify_column = stratify_column
         self.classes = {k: [str(c) for c in v] for k, v in (classes or {}).items()}
         self.ranges = {k: (float(v[0]), float(v[1])) for k, v in (ranges or {}).items()}
         for column, (low, high) in self.ranges.items():
@@ -401,9 +408,13 @@ class TableDataModule(pl.LightningDataModule):
     def train_sampler(self, ds: RowsDataset) -> torch.utils.data.Sampler[int]:
         seed = default_seed(self.seed)
         bins, mode, alpha = self.stratify
+        from polymodal.data.stratified import StratifiedSampler, quantile_bins
+
+        if self.stratify_column is not None:
+            strata = np.unique(np.asarray(ds.meta[self.stratify_column]), return_inverse=True)[1]
+            return StratifiedSampler(strata, mode=mode, alpha=alpha, seed=seed)
         if bins is None:
             return EpochShuffleSampler(len(ds), seed)
-        from polymodal.data.stratified import StratifiedSampler, quantile_bins
 
         if len(ds.targets) != 1:
             raise ValueError("data.stratify_bins needs exactly one target column (data.target)")

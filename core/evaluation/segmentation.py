@@ -21,6 +21,11 @@ References:
     Learning 34 (1999).
     L. Pevzner, M. Hearst. "A Critique and Improvement of an Evaluation Metric for Text
     Segmentation." Computational Linguistics 28(1) (2002).
+
+From per-gap boundary scores to segmentations: :func:`threshold_boundaries` (optionally only at local
+maxima), :func:`top_k_boundaries` (the number of segments is known), :func:`tune_threshold` (the
+threshold with the lowest mean Pk on validation documents) and :func:`score_segmentations` (Pk /
+WindowDiff in % for both decodings).
 """
 
 from __future__ import annotations
@@ -30,7 +35,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["default_k", "masses_to_boundaries", "pk", "segmentation_scores", "windowdiff"]
+__all__ = [
+    "default_k",
+    "masses_to_boundaries",
+    "pk",
+    "score_segmentations",
+    "segmentation_scores",
+    "threshold_boundaries",
+    "top_k_boundaries",
+    "tune_threshold",
+    "windowdiff",
+]
 
 
 def masses_to_boundaries(masses: Sequence[int]) -> np.ndarray:
@@ -105,3 +120,56 @@ def segmentation_scores(
         except ValueError as exc:
             raise ValueError(f"document {i}: {exc}") from None
     return {"pk": float(np.mean(pks)), "windowdiff": float(np.mean(wds)), "documents": float(len(pks))}
+
+
+def _local_maxima(scores: np.ndarray) -> np.ndarray:
+    s = np.asarray(scores, dtype=np.float64)
+    left = np.r_[-np.inf, s[:-1]]
+    right = np.r_[s[1:], -np.inf]
+    return (s >= left) & (s > right)
+
+
+def threshold_boundaries(scores: Sequence[float] | np.ndarray, threshold: float, peaks: bool = False) -> np.ndarray:
+    """0/1 boundaries where ``score > threshold`` (only at local maxima with ``peaks``)."""
+    s = np.asarray(scores, dtype=np.float64)
+    b = s > threshold
+    if peaks:
+        b &= _local_maxima(s)
+    return b.astype(np.int64)
+
+
+def top_k_boundaries(scores: Sequence[float] | np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` highest-scoring gaps as boundaries (the number of segments is known)."""
+    s = np.asarray(scores, dtype=np.float64)
+    b = np.zeros(len(s), dtype=np.int64)
+    if k > 0:
+        b[np.argsort(-s, kind="stable")[:k]] = 1
+    return b
+
+
+def tune_threshold(
+    scores: Sequence[np.ndarray], references: Sequence[np.ndarray], peaks: bool = False, grid: int = 100
+) -> float:
+    """The threshold (from quantiles of all scores) with the lowest mean Pk on these documents."""
+    flat = np.concatenate([np.asarray(s, dtype=np.float64) for s in scores])
+    # just below each quantile, so "score > threshold" keeps the quantile's own value
+    candidates = np.nextafter(np.unique(np.quantile(flat, np.linspace(0.0, 1.0, grid + 1))), -np.inf)
+    best, best_pk = float(candidates[0]), float("inf")
+    for thr in candidates:
+        value = segmentation_scores(references, [threshold_boundaries(s, thr, peaks) for s in scores])["pk"]
+        if value < best_pk:
+            best, best_pk = float(thr), value
+    return best
+
+
+def score_segmentations(
+    scores: Sequence[np.ndarray], references: Sequence[np.ndarray], threshold: float | None, peaks: bool = False
+) -> dict[str, float]:
+    """Pk / WindowDiff in % with boundaries above ``threshold`` (skipped when ``None``) and, as
+    ``pk_known_k`` / ``windowdiff_known_k``, with the true number of boundaries per document."""
+    known = segmentation_scores(references, [top_k_boundaries(s, int(np.sum(r))) for s, r in zip(scores, references)])
+    out = {"pk_known_k": 100 * known["pk"], "windowdiff_known_k": 100 * known["windowdiff"]}
+    if threshold is not None:
+        tuned = segmentation_scores(references, [threshold_boundaries(s, threshold, peaks) for s in scores])
+        out = {"pk": 100 * tuned["pk"], "windowdiff": 100 * tuned["windowdiff"], **out}
+    return out

@@ -17,6 +17,7 @@ from polymodal.losses.distillation import (
     score_distillation_loss,
 )
 from polymodal.losses.focal import FocalInfoNCELoss, focal_info_nce_loss
+from polymodal.losses.grounding import GroundingLoss, grounding_loss
 from polymodal.losses.infonce import InfoNCELoss, MultipleNegativesRankingLoss, info_nce_loss
 from polymodal.losses.matryoshka import MatryoshkaLoss, matryoshka_loss
 from polymodal.losses.matryoshka2d import Matryoshka2DLoss
@@ -28,6 +29,7 @@ __all__ = [
     "CosineMSELoss",
     "EmbeddingDistillationLoss",
     "FocalInfoNCELoss",
+    "GroundingLoss",
     "InfoNCELoss",
     "Matryoshka2DLoss",
     "MatryoshkaLoss",
@@ -38,6 +40,7 @@ __all__ = [
     "cosine_mse_loss",
     "embedding_distillation_loss",
     "focal_info_nce_loss",
+    "grounding_loss",
     "info_nce_loss",
     "matryoshka_loss",
     "mine_hard_negatives",

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "CodeRetrieval",
     "ElasticSimilarity",
+    "HeadMean",
     "HeadMetrics",
     "PairSimilarity",
     "Perplexity",
@@ -399,3 +400,56 @@ class Perplexity(StepMetric):
             return {}
         loss = float(self.nll / self.tokens)
         return {"token_loss": loss, "ppl": math.exp(min(loss, 50.0))}
+
+
+class HeadMean(StepMetric):
+    """The mean over several heads of one :class:`HeadMetrics` key (e.g. the mean Pearson r of two
+    regression targets, the WASSA empathy track's ranking metric).
+
+    Args:
+        heads: the heads' names.
+        key: the per-head metric to average (``pearson``, ``f1``, ...).
+        kind: the heads' task kind (as for :class:`HeadMetrics`).
+        targets: each head's target name (default: the head's name).
+        name: the logged key (default ``<key>_avg``).
+
+    Returns nothing when any head's value is undefined (NaN or missing).
+    """
+
+    def __init__(
+        self,
+        heads: Sequence[str],
+        key: str = "pearson",
+        kind: str = "regression",
+        targets: Sequence[str] | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        heads = [str(h) for h in heads]
+        targets = heads if targets is None else [str(t) for t in targets]
+        if not heads or len(targets) != len(heads):
+            raise ValueError(f"HeadMean needs heads and one target per head, got {heads} and {targets}")
+        self.key, self.name = key, name or f"{key}_avg"
+        self.parts = torch.nn.ModuleList([HeadMetrics(h, kind, target=t) for h, t in zip(heads, targets)])
+
+    def _parts(self) -> list[HeadMetrics]:
+        return [p for p in self.parts if isinstance(p, HeadMetrics)]
+
+    def requires(self) -> tuple[list[str], list[str]]:
+        return [], [part.target for part in self._parts() if part.target]
+
+    def update(self, step: Step) -> None:
+        for part in self._parts():
+            part.update(step)
+
+    def compute(self) -> dict[str, float]:
+        values = [part.compute().get(self.key, float("nan")) for part in self._parts()]
+        if any(v != v for v in values):
+            return {}
+        return {self.name: float(np.mean(values))}
+
+    def reset(self) -> None:
+        super().reset()
+        for part in self._parts():
+            part.reset()

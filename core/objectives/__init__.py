@@ -13,6 +13,7 @@ from __future__ import annotations
 from polymodal.objectives.base import EmbeddingLoss, Objective
 from polymodal.objectives.heads import HeadLoss
 from polymodal.objectives.language import CausalLMLoss
+from polymodal.objectives.prefix_lm import PrefixLMLoss
 from polymodal.objectives.tower import TowerLoss
 
-__all__ = ["CausalLMLoss", "EmbeddingLoss", "HeadLoss", "Objective", "TowerLoss"]
+__all__ = ["CausalLMLoss", "EmbeddingLoss", "HeadLoss", "Objective", "PrefixLMLoss", "TowerLoss"]

@@ -16,8 +16,9 @@ from polymodal.hookspecs import hookimpl
 from polymodal.modality import Modality
 from polymodal.plugins.image.encoder import ImageEncoder
 from polymodal.plugins.image.processor import ImageProcessor, load_image
+from polymodal.plugins.image.projection import ImageProjection
 
-__all__ = ["ImageEncoder", "ImageProcessor", "load_image"]
+__all__ = ["ImageEncoder", "ImageProcessor", "ImageProjection", "load_image"]
 
 polymodal_api_version = 1
 
@@ -35,7 +36,7 @@ def register_modalities(register):
         Modality(
             name="image",
             description="timm / torchvision backbones; bundled ImageNet EfficientNet-lite0",
-            encoders=(ImageEncoder,),
+            encoders=(ImageEncoder, ImageProjection),
             pretrained={"efficientnet-lite0": _efficientnet_lite0},
             cards={
                 "efficientnet-lite0": {

@@ -14,6 +14,7 @@ require_extra("text", polymodal_requires, polymodal_extra)
 
 from polymodal.hookspecs import hookimpl
 from polymodal.modality import Modality
+from polymodal.plugins.text.char import CharGRUEncoder, CharProcessor
 from polymodal.plugins.text.cross_encoder import CrossEncoder
 from polymodal.plugins.text.decoder import DecoderTextEncoder
 from polymodal.plugins.text.encoder import TextEncoder
@@ -29,6 +30,8 @@ from polymodal.plugins.text.static import BinaryParagraphVector, SenseSkipGram
 
 __all__ = [
     "BinaryParagraphVector",
+    "CharGRUEncoder",
+    "CharProcessor",
     "DecoderTextEncoder",
     "SenseSkipGram",
     "TextEncoder",
@@ -46,7 +49,7 @@ def register_modalities(register):
         Modality(
             name="text",
             description="Hugging Face encoders/decoders (local folders or configs), fast tokenizers",
-            encoders=(TextEncoder, DecoderTextEncoder, BinaryParagraphVector, SenseSkipGram),
+            encoders=(TextEncoder, DecoderTextEncoder, CharGRUEncoder, BinaryParagraphVector, SenseSkipGram),
             pretrained=PRETRAINED,
             models=(CrossEncoder,),
             weights=PRETRAINED_PATHS,

@@ -51,6 +51,7 @@ __all__ = [
     "obv",
     "realized_volatility",
     "roc",
+    "rolling",
     "rsi",
     "set_backend",
     "sma",
@@ -242,6 +243,14 @@ def _smooth(x: np.ndarray, alpha: float, seed: float) -> np.ndarray:
 
 
 # ----------------------------------------------------------------- indicators
+def rolling(x: Any, window: int, fn: str = "mean", ddof: int = 0) -> np.ndarray:
+    """Trailing-window ``fn`` (``mean``, ``std``, ``min``, ``max`` or ``sum``) of a 1-D series; NaN for the first
+    ``window - 1`` values (the windows every indicator here uses; the standard deviation is exact two-pass)."""
+    if fn not in ("mean", "std", "min", "max", "sum"):
+        raise ValueError(f"fn must be mean, std, min, max or sum, got {fn!r}")
+    return _rolling(_arr(x), _check_window(window), fn, ddof)
+
+
 def sma(close: Any, window: int = 20) -> np.ndarray:
     """Simple moving average of the last ``window`` values."""
     return _rolling(_arr(close, "close"), _check_window(window), "mean")

@@ -1,36 +1,10 @@
-"""Visually grounded sentence encoder (Merkx & Frank 2019): a character-level caption encoder
-trained only on image-caption retrieval, evaluated on retrieval and on STS-B.
+"""Visually grounded sentence encoder (Merkx & Frank 2019): a character-level caption encoder trained only on
+image-caption retrieval, evaluated on retrieval and on STS-B.
 
-Configs: ``tiny.yaml`` (random tiny towers, 12 generated images; seconds) and ``flickr8k.yaml``
-(the 1,000-image Flickr8k subset in ``../shared/data/captions``, frozen EfficientNet-lite0 features).
-Evaluate a run with ``python -m polymodal.recipes.grounded_sentence.evaluate --run <default_root_dir>``.
+A YAML composition of :class:`polymodal.System`: towers ``CharGRUEncoder`` (text plugin) and ``ImageProjection``
+(image plugin), the ``GroundingLoss`` (:mod:`polymodal.losses`), grouped Recall@k
+(:class:`polymodal.metrics.step.Retrieval`) and STS-B dev at test (:class:`polymodal.callbacks.EvaluateSTS`), data
+from :class:`polymodal.data.Captions`. Configs: ``tiny.yaml`` (seconds), ``flickr8k.yaml`` (CPU),
+``flickr8k_paper.yaml`` (the paper's size, GPU); the published table: ``polymodal sweep
+recipes/grounded_sentence/sweep.yaml``.
 """
-
-from __future__ import annotations
-
-from polymodal.recipes.grounded_sentence.callbacks import ExportTower
-from polymodal.recipes.grounded_sentence.data import CaptionsDataModule, split_images
-from polymodal.recipes.grounded_sentence.encoders import (
-    CharGRUEncoder,
-    CharProcessor,
-    ImageFeatureProcessor,
-    ImageProjection,
-    VectorialAttentionPooling,
-)
-from polymodal.recipes.grounded_sentence.losses import GroundingLoss, grounding_loss
-from polymodal.recipes.grounded_sentence.system import GroundedSystem, recall_at_k
-
-__all__ = [
-    "CaptionsDataModule",
-    "CharGRUEncoder",
-    "CharProcessor",
-    "ExportTower",
-    "GroundedSystem",
-    "GroundingLoss",
-    "ImageFeatureProcessor",
-    "ImageProjection",
-    "VectorialAttentionPooling",
-    "grounding_loss",
-    "recall_at_k",
-    "split_images",
-]

@@ -6,21 +6,13 @@ Reference:
     extreme price movement prediction of Bitcoin." Expert Systems with Applications 233 (2023).
     https://arxiv.org/abs/2206.00648
 
-Substitutions (documented in docs/results.md): the tweets are not public outside Kaggle, so
-the text stream is dated Bitcoin news (2011-06..2019-05); FinBERT weights are not available
-offline, so the finance-adapted encoder is the bundled MiniLM fine-tuned on Financial
-PhraseBank (``finance_minilm.yaml``).
-
-Run (see ``python -m polymodal.recipes.prebit --help``)::
-
-    polymodal fit --config recipes/prebit/candles.yaml     # and assets.yaml, text.yaml
-    python -m polymodal.recipes.prebit report --runs runs/prebit/candles runs/prebit/assets runs/prebit/text
+Substitutions (docs/results.md): dated Bitcoin news instead of tweets, MiniLM fine-tuned on Financial PhraseBank
+(``finance_minilm.yaml``) instead of FinBERT. Run ``polymodal sweep recipes/prebit/sweep.yaml``, then
+``python -m polymodal.recipes.prebit report`` on the runs (the commands are in ``sweep.yaml``).
 """
 
 from __future__ import annotations
 
-from polymodal.recipes.prebit.callbacks import SavePredictions
-from polymodal.recipes.prebit.data import PreBitDataModule
-from polymodal.recipes.prebit.fin_sentiment import PhraseBankDataModule
+from polymodal.recipes.prebit.data import Period, PhraseBank, PreBitDataModule, PreBitDays
 
-__all__ = ["PhraseBankDataModule", "PreBitDataModule", "SavePredictions"]
+__all__ = ["Period", "PhraseBank", "PreBitDataModule", "PreBitDays"]

@@ -1,8 +1,10 @@
 """PreBit ensemble, modality ablation and trading backtest from saved run predictions.
 
-Inputs are the ``predictions.csv`` files that :class:`~polymodal.recipes.prebit.SavePredictions`
-writes for each trained model (validation and test periods). Everything fit here is fit on
-the **validation** period only and evaluated on the later **test** period:
+Inputs are the run folders of the trained models (``polymodal sweep recipes/prebit/sweep.yaml``): each holds
+the ``predictions.csv`` that :class:`polymodal.callbacks.PredictionWriter` wrote for the validation and test
+periods and the ``prices.csv`` of :class:`~polymodal.recipes.prebit.PreBitDataModule`. A folder named
+``seed<N>`` is named after its parent (the sweep's run name). Everything fit here is fit on the **validation**
+period only and evaluated on the later **test** period:
 
 * decision thresholds for precision/recall/F1 (F1-optimal on validation),
 * the stacked meta-learner (L2-regularised logistic regression on the models' logits),
@@ -23,21 +25,23 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from polymodal.data import check_columns
 from polymodal.io import atomic_path, ensure_writable_dir
 from polymodal.metrics.functional import binary_metrics
 
-__all__ = ["backtest", "fit_logistic", "load_runs", "main", "performance", "report"]
+__all__ = ["backtest", "ensemble_probs", "load_runs", "main", "performance", "report"]
 
 TASKS = ("up", "down")
 DAYS_PER_YEAR = 365  # Bitcoin trades every day
-#: Default probability thresholds of the sweep (extreme moves are ~10 % of days, so most of
-#: the interesting range is below 0.5).
+#: Probability thresholds of the backtest (extreme moves are ~10 % of days: most of the range is below 0.5).
 THRESHOLDS = (0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7)
 
 
@@ -52,16 +56,14 @@ def load_runs(runs: Sequence[str | Path]):
         if not path.exists():
             raise FileNotFoundError(f"no predictions.csv in {run} (train it with `polymodal fit` first)")
         df = pd.read_csv(path)
-        name = Path(run).name
+        check_columns(df, ["split", "date", "next_return", *TASKS, *(f"extreme_{t}" for t in TASKS)], str(path))
+        name = Path(run).parent.name if re.fullmatch(r"seed\d+", Path(run).name) else Path(run).name
         if name in names:
             raise ValueError(f"two runs named {name!r}; give runs distinct folder names")
         names.append(name)
-        probs = df[["split", "date"] + [f"p_{t}" for t in TASKS]].rename(
-            columns={f"p_{t}": f"p_{t}__{name}" for t in TASKS}
-        )
+        probs = df[["split", "date", *TASKS]].rename(columns={t: f"p_{t}__{name}" for t in TASKS})
         if base is None:
-            base = df.drop(columns=[f"p_{t}" for t in TASKS] + (["has_text"] if "has_text" in df else []))
-            base = base.merge(probs, on=["split", "date"])
+            base = df.drop(columns=list(TASKS)).merge(probs, on=["split", "date"])
         else:
             merged = base.merge(probs, on=["split", "date"], how="inner")
             if len(merged) != len(base):
@@ -71,38 +73,10 @@ def load_runs(runs: Sequence[str | Path]):
     return base, names
 
 
-def _prices(runs: Sequence[str | Path]):
-    import pandas as pd
-
-    path = Path(runs[0]) / "prices.csv"
-    return pd.read_csv(path, parse_dates=["date"]).set_index("date")["close"] if path.exists() else None
-
-
 # --------------------------------------------------------------- ensembles
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50) -> np.ndarray:
-    """L2-regularised logistic regression by Newton's method; returns ``[bias, w...]``."""
-    X = np.c_[np.ones(len(x)), x]
-    w = np.zeros(X.shape[1])
-    reg = np.eye(X.shape[1]) * l2
-    reg[0, 0] = 0.0  # no penalty on the bias
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-X @ w))
-        grad = X.T @ (p - y) + reg @ w
-        hess = (X * (p * (1 - p))[:, None]).T @ X + reg
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    return w
-
-
-def _predict_logistic(w: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-(w[0] + x @ w[1:])))
 
 
 def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
@@ -124,9 +98,12 @@ def ensemble_probs(frame, task: str, models: Sequence[str], method: str) -> tupl
         return val[cols[0]].to_numpy(), test[cols[0]].to_numpy()
     if method == "soft_vote":
         return val[cols].mean(axis=1).to_numpy(), test[cols].mean(axis=1).to_numpy()
-    if method == "stacked":
-        w = fit_logistic(_logit(val[cols].to_numpy()), val[f"extreme_{task}"].to_numpy().astype(float))
-        return _predict_logistic(w, _logit(val[cols].to_numpy())), _predict_logistic(w, _logit(test[cols].to_numpy()))
+    if method == "stacked":  # L2-regularised logistic regression (C = 1) on the models' logits
+        from sklearn.linear_model import LogisticRegression
+
+        xv, xt = _logit(val[cols].to_numpy()), _logit(test[cols].to_numpy())
+        meta = LogisticRegression(C=1.0, tol=1e-10, max_iter=10_000).fit(xv, val[f"extreme_{task}"].to_numpy())
+        return meta.predict_proba(xv)[:, 1], meta.predict_proba(xt)[:, 1]
     raise ValueError(f"unknown ensemble method {method!r}; choose single, soft_vote or stacked")
 
 
@@ -194,17 +171,10 @@ def _positions(strategy: str, p: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def report(
-    runs: Sequence[str | Path],
-    out: str | Path,
-    models_for_backtest: Sequence[str] | None = None,
-    method: str = "stacked",
-    cost: float = 0.001,
-    thresholds: Sequence[float] = THRESHOLDS,
-    png: str | Path | None = None,
-    fast: int = 10,
-    slow: int = 30,
-    singles: Sequence[str | Path] = (),
-) -> dict[str, Any]:
+    runs: Sequence[str | Path], out: str | Path, models_for_backtest: Sequence[str] | None = None,
+    method: str = "stacked", cost: float = 0.001, thresholds: Sequence[float] = THRESHOLDS,
+    png: str | Path | None = None, fast: int = 10, slow: int = 30, singles: Sequence[str | Path] = (),
+) -> dict[str, Any]:  # fmt: skip
     """Write ``ablation.csv``, ``backtest.csv``, ``equity.csv``, ``equity.png``, ``report.md``
     and ``report.json`` to ``out``; returns the JSON summary."""
     import pandas as pd
@@ -218,9 +188,9 @@ def report(
 
     chosen = list(models_for_backtest or names)
     val, test = frame[frame.split == "val"], frame[frame.split == "test"]
-    prices = _prices(runs)
-    if prices is None:
-        raise FileNotFoundError(f"no prices.csv in {runs[0]} (written by SavePredictions)")
+    if not (Path(runs[0]) / "prices.csv").is_file():
+        raise FileNotFoundError(f"no prices.csv in {runs[0]} (written by PreBitDataModule)")
+    prices = pd.read_csv(Path(runs[0]) / "prices.csv", parse_dates=["date"]).set_index("date")["close"]
     sweep_rows, equity = [], {"date": test["date"].to_numpy()}
     rv, rt = val["next_return"].to_numpy(), test["next_return"].to_numpy()
     bh_daily, bh = backtest(rt, np.ones(len(rt)), cost)
@@ -248,10 +218,10 @@ def report(
     with atomic_path(out_dir / "equity.csv") as tmp:
         eq.to_csv(tmp, index=False, float_format="%.6f")
     plot_equity(
-        eq, out_dir / "equity.png", title=f"PreBit backtest, test period, {'+'.join(chosen)} ({method}), cost {cost:g}"
+        eq, out_dir / "equity.png", f"PreBit backtest, test period, {'+'.join(chosen)} ({method}), cost {cost:g}"
     )
     if png is not None:
-        plot_equity(eq, Path(png), title=f"PreBit backtest (test period), {method} ensemble of {'+'.join(chosen)}")
+        shutil.copyfile(out_dir / "equity.png", png)
     summary = {
         "runs": [str(r) for r in runs],
         "models": names,
@@ -275,10 +245,8 @@ def report(
 
 def plot_equity(eq, path: Path, title: str) -> None:
     """Equity curves (growth of 1) as a small PNG."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise ImportError("the backtest plot needs matplotlib: pip install matplotlib") from None
+    import matplotlib  # the prebit extra: pip install 'polymodal[prebit]'
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import pandas as pd
@@ -297,7 +265,6 @@ def plot_equity(eq, path: Path, title: str) -> None:
     ensure_writable_dir(path.parent)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-    path.chmod(0o644)  # atomic_path's temporary file is private (0600); a plot is meant to be shared
     plt.close(fig)
 
 
@@ -346,24 +313,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--runs", nargs="+", required=True, help="run folders with predictions.csv (one per model)")
     p.add_argument("--singles", nargs="*", default=[], help="more runs, reported alone (not ensembled)")
     p.add_argument("--out", default="runs/prebit/report")
-    p.add_argument("--models", nargs="*", default=None, help="runs used for the backtest signal (default: all)")
+    p.add_argument("--models", nargs="*", dest="models_for_backtest", help="runs behind the backtest (default: all)")
     p.add_argument("--method", default="stacked", choices=["single", "soft_vote", "stacked"])
     p.add_argument("--cost", type=float, default=0.001, help="cost per unit of position change (0.001 = 10 bp)")
     p.add_argument("--png", default=None, help="also write the equity plot here (e.g. docs/prebit_equity.png)")
     p.add_argument("--thresholds", type=float, nargs="+", default=list(THRESHOLDS), help="probability thresholds")
     p.add_argument("--fast", type=int, default=10)
     p.add_argument("--slow", type=int, default=30)
-    ns = parser.parse_args(argv)
-    report(
-        ns.runs,
-        ns.out,
-        ns.models,
-        ns.method,
-        ns.cost,
-        ns.thresholds,
-        png=ns.png,
-        fast=ns.fast,
-        slow=ns.slow,
-        singles=ns.singles,
-    )
+    ns = vars(parser.parse_args(argv))
+    ns.pop("command")
+    report(**ns)
     return 0

@@ -1,18 +1,12 @@
-"""Choi (2000) segmentation documents: reading, a fixed document-level split, sentence pairs.
+"""Choi (2000) documents: the reader, the two split protocols and the sentence-pair source.
 
-``choi.jsonl.gz`` holds one document per line, ``{"path", "group", "range", "doc_id",
-"segments": [[sentence, ...] x 10]}``. Every segment is the first ``n`` sentences of a Brown
-corpus text, so the first sentence of a segment identifies its *source text*; we use that
-identity as the topic label for topic classification (TC), the only topic label Choi has.
-
-The split is fixed and order-independent: a document goes to ``test`` when the SHA-256 of its
-``path`` falls in bucket 0-1 of 10, ``val`` in bucket 2, ``train`` otherwise (70/10/20 %).
-
-Caveat (measured by :func:`overlap_report`): Choi draws its 9,200 segments from only 399 Brown
-texts, so documents share source texts and a document-level split still shows a model most
-test sentences during training. :func:`heldout_text_documents` builds the text-disjoint check:
-new Choi-style documents (10 segments, each the first ``n`` sentences of a random text) from
-source texts that no training document uses.
+``choi.jsonl.gz`` holds one document per line, ``{"path", "group", "segments": [[sentence, ...], ...]}``.
+Every segment is the first ``n`` sentences of a Brown text, so a segment's first sentence names its
+*source text*: the topic label of topic classification (TC). ``document`` protocol: a document goes to
+test when the SHA-256 of its path falls in bucket 0-1 of 10, val in bucket 2, train otherwise. Choi draws
+its 9,200 segments from ~400 texts, so that split leaks texts (:func:`overlap_report`); the
+``text-disjoint`` protocol holds out 30 % of the texts, cuts their segments out of the training
+documents and builds val / test as new Choi-style documents from held-out texts only.
 """
 
 from __future__ import annotations
@@ -20,64 +14,48 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import logging
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Literal
 
 import numpy as np
+import pandas as pd
 
+from polymodal.data.sources import Source
 from polymodal.io import resolve_path
 
-__all__ = [
-    "Document",
-    "heldout_text_documents",
-    "load_choi",
-    "overlap_report",
-    "remove_texts",
-    "split_documents",
-    "text_split",
-]
-
-log = logging.getLogger(__name__)
+__all__ = ["ChoiPairs", "Document", "heldout_documents", "load_choi", "overlap_report", "split_documents"]
 
 
 @dataclass
 class Document:
-    """A document as sentences plus segment structure.
-
-    Attributes:
-        name: source path inside the original dataset.
-        group: Choi's experiment group (``"1"`` .. ``"4"``).
-        sentences: ``N`` sentences in order.
-        boundaries: ``(N - 1,)`` 0/1 array; 1 where a new segment starts at the next sentence.
-        sources: ``(N,)`` source-text id of every sentence (the first sentence of its segment).
-    """
+    """Sentences; ``boundaries`` ``(N - 1,)``: 1 where a segment starts at the next sentence; ``sources``:
+    each sentence's source text (its segment's first sentence)."""
 
     name: str
-    group: str
     sentences: list[str]
     boundaries: np.ndarray
     sources: list[str]
 
+    def segments(self) -> list[list[str]]:
+        cuts = [0, *(np.flatnonzero(self.boundaries) + 1), len(self.sentences)]
+        return [self.sentences[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
 
-def _document(name: str, group: str, segments: list[list[str]]) -> Document:
-    segments = [s for s in segments if s]  # a few .ref files have empty segments (two separators in a row)
+
+def _document(name: str, segments: list[list[str]]) -> Document:
+    segments = [s for s in segments if s]  # a few .ref files hold an empty segment
     if len(segments) < 2:
         raise ValueError(f"{name}: needs at least two non-empty segments, got {len(segments)}")
     sentences = [s for seg in segments for s in seg]
     boundaries = np.zeros(len(sentences) - 1, dtype=np.int64)
     boundaries[np.cumsum([len(s) for s in segments])[:-1] - 1] = 1
-    sources = [seg[0] for seg in segments for _ in seg]
-    return Document(name, group, sentences, boundaries, sources)
+    return Document(name, sentences, boundaries, [seg[0] for seg in segments for _ in seg])
 
 
-def load_choi(path: str | Path, max_docs: int | None = None) -> list[Document]:
-    """Read ``choi.jsonl.gz`` (or a plain ``.jsonl``); errors name the file and line."""
+def load_choi(path: str, max_docs: int | None = None) -> list[Document]:
+    """Read ``choi.jsonl[.gz]``; errors name the file, line and field."""
     file = resolve_path(path, what="Choi documents file")
-    opener = gzip.open if file.suffix == ".gz" else open
     docs: list[Document] = []
-    empty = 0
-    with opener(file, "rt", encoding="utf-8") as fh:
+    with (gzip.open if file.suffix == ".gz" else open)(file, "rt", encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -85,26 +63,22 @@ def load_choi(path: str | Path, max_docs: int | None = None) -> list[Document]:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{file}: line {lineno}: not JSON ({exc.msg})") from None
-            segments = rec.get("segments")
-            if not isinstance(segments, list) or not all(
-                isinstance(s, list) and all(isinstance(x, str) for x in s) for s in segments
-            ):
+            segs = rec.get("segments")
+            ok = isinstance(segs, list) and all(isinstance(s, list) and all(type(t) is str for t in s) for s in segs)
+            if not ok:
                 raise ValueError(f"{file}: line {lineno}, field 'segments': expected a list of lists of sentences")
-            empty += sum(1 for s in segments if not s)
             try:
-                docs.append(_document(str(rec.get("path", f"line {lineno}")), str(rec.get("group", "")), segments))
+                docs.append(_document(str(rec.get("path", f"line {lineno}")), segs))
             except ValueError as exc:
                 raise ValueError(f"{file}: line {lineno}: {exc}") from None
             if max_docs is not None and len(docs) >= max_docs:
                 break
     if not docs:
         raise ValueError(f"{file}: no documents")
-    if empty:
-        log.info("%s: dropped %d empty segment(s)", file, empty)
     return docs
 
 
-def _bucket(text: str, buckets: int = 10) -> int:
+def _bucket(text: str, buckets: int) -> int:
     return int(hashlib.sha256(text.encode()).hexdigest(), 16) % buckets
 
 
@@ -112,89 +86,102 @@ def split_documents(docs: list[Document]) -> dict[str, list[Document]]:
     """The fixed document-level split: SHA-256 bucket of the path; 0-1 test, 2 val, 3-9 train."""
     out: dict[str, list[Document]] = {"train": [], "val": [], "test": []}
     for d in docs:
-        b = _bucket(d.name)
+        b = _bucket(d.name, 10)
         out["test" if b < 2 else "val" if b == 2 else "train"].append(d)
     return out
 
 
 def overlap_report(train: list[Document], test: list[Document]) -> dict[str, float]:
-    """How much of ``test`` a model trained on ``train`` has seen (sentences, source texts)."""
-    seen_sentences = {s for d in train for s in d.sentences}
-    seen_sources = {s for d in train for s in d.sources}
-    test_sentences = [s for d in test for s in d.sentences]
-    test_sources = {s for d in test for s in d.sources}
+    """Shares of the test sentences and source texts that occur in the training documents."""
+    sentences, sources = {s for d in train for s in d.sentences}, {s for d in train for s in d.sources}
     return {
-        "test_sentences_seen_in_train": float(np.mean([s in seen_sentences for s in test_sentences])),
-        "test_source_texts_seen_in_train": float(np.mean([s in seen_sources for s in test_sources])),
-        "source_texts_total": float(len(seen_sources | test_sources)),
+        "test_sentences_seen": float(np.mean([s in sentences for d in test for s in d.sentences])),
+        "test_texts_seen": float(np.mean([s in sources for s in {s for d in test for s in d.sources}])),
     }
 
 
-def text_split(docs: list[Document], heldout_fraction: float = 0.3) -> tuple[set[str], set[str]]:
-    """Partition source texts (by SHA-256 of their first sentence) into (train texts, held-out texts)."""
-    sources = sorted({s for d in docs for s in d.sources})
-    cut = int(round(heldout_fraction * 1000))
-    held = {s for s in sources if int(hashlib.sha256(s.encode()).hexdigest(), 16) % 1000 < cut}
-    return set(sources) - held, held
-
-
-def heldout_text_documents(
-    docs: list[Document],
-    texts: set[str],
-    n_docs: int = 200,
-    segments: int = 10,
-    sizes: tuple[int, int] = (3, 11),
-    seed: int = 0,
-) -> list[Document]:
-    """Choi-style documents built only from ``texts`` (Choi's own procedure).
-
-    Each document has ``segments`` segments; each segment is the first ``n`` sentences of a
-    source text drawn at random (never the same text twice in a row), ``n`` uniform in ``sizes``
-    (capped at the longest opening of that text present in the corpus).
-    """
+def heldout_documents(docs: list[Document], texts: set[str], n_docs: int, seed: int, segments: int = 10,
+                      sizes: tuple[int, int] = (3, 11)) -> list[Document]:
+    """Choi-style documents from ``texts`` only: ``segments`` segments, each the first n ~ U[sizes] sentences
+    (capped at the longest opening in the corpus) of a random text, never the same text twice in a row."""
     openings: dict[str, list[str]] = {}
-    for d in docs:
-        start = 0
-        for j in range(len(d.sentences)):
-            if j == len(d.sentences) - 1 or d.boundaries[j]:
-                seg = d.sentences[start : j + 1]
-                if seg[0] in texts and len(seg) > len(openings.get(seg[0], [])):
-                    openings[seg[0]] = seg
-                start = j + 1
+    for seg in (s for d in docs for s in d.segments()):
+        if seg[0] in texts and len(seg) > len(openings.get(seg[0], [])):
+            openings[seg[0]] = seg
     keys = sorted(openings)
     if len(keys) < 2:
         raise ValueError(f"need at least two held-out source texts, got {len(keys)}")
-    rng = np.random.default_rng(seed)
-    out = []
+    rng, out = np.random.default_rng(seed), []
     for i in range(n_docs):
         chosen: list[list[str]] = []
-        last = None
         while len(chosen) < segments:
             key = keys[int(rng.integers(len(keys)))]
-            if key == last:
+            if chosen and chosen[-1][0] == key:
                 continue
-            n = int(rng.integers(sizes[0], sizes[1] + 1))
-            chosen.append(openings[key][:n])
-            last = key
-        out.append(_document(f"heldout/{seed}/{i}", "heldout", chosen))
+            chosen.append(openings[key][: int(rng.integers(sizes[0], sizes[1] + 1))])
+        out.append(_document(f"heldout/{seed}/{i}", chosen))
     return out
 
 
-def remove_texts(docs: list[Document], texts: set[str]) -> list[Document]:
-    """Documents with every segment from ``texts`` cut out (documents left with < 2 segments dropped).
+def protocol_split(docs: list[Document], protocol: str, heldout: int = 200) -> dict[str, list[Document]]:
+    """``document``: :func:`split_documents`; ``text-disjoint``: 30 % of the texts (SHA-256 of the first
+    sentence) held out, cut from the training documents, val / test generated from them."""
+    split = split_documents(docs)
+    if protocol == "document":
+        return split
+    held = {s for s in {s for d in docs for s in d.sources} if _bucket(s, 1000) < 300}
+    train = []
+    for d in split["train"]:
+        kept = [seg for seg in d.segments() if seg[0] not in held]
+        if len(kept) >= 2:
+            train.append(_document(d.name, kept))
+    return {"train": train, "val": heldout_documents(docs, held, heldout, 1),
+            "test": heldout_documents(docs, held, heldout, 2)}
 
-    The boundaries between the remaining segments are still true topic changes.
+
+class ChoiPairs(Source):
+    """One row per gap of every document of a split: ``left`` / ``right`` (the sentences either side, or
+    the ``context`` sentences either side as a list), targets ``stp`` (same segment), ``nsp`` (``right``
+    follows ``left``), ``tc`` (topic id of ``left`` among the training documents' texts, NaN if unseen), and
+    ``doc`` / ``gap`` / ``boundary`` for :class:`polymodal.metrics.segmentation.Segmentation`. With
+    ``negatives`` (train only) every gap also gives ``(left, random sentence of another document)`` with
+    ``nsp = 0`` and NaN ``stp`` (left out of that loss).
+
+    Args:
+        path: ``choi.jsonl.gz``. part: ``train`` / ``val`` / ``test``. protocol: ``document`` or
+        ``text-disjoint``. negatives: add NSP negatives to train. context: sentences per side.
+        heldout_docs: text-disjoint val / test size. max_docs: read only N documents. seed: negatives.
     """
-    out = []
-    for d in docs:
-        segments: list[list[str]] = []
-        current: list[str] = []
-        for j, s in enumerate(d.sentences):
-            current.append(s)
-            if j == len(d.sentences) - 1 or d.boundaries[j]:
-                if d.sources[j] not in texts:
-                    segments.append(current)
-                current = []
-        if len(segments) >= 2:
-            out.append(_document(d.name, d.group, segments))
-    return out
+
+    def __init__(self, path: str, part: Literal["train", "val", "test"] = "train",
+                 protocol: Literal["document", "text-disjoint"] = "document", negatives: bool = True,
+                 context: int = 1, heldout_docs: int = 200, max_docs: int | None = None, seed: int = 0) -> None:
+        if part not in ("train", "val", "test") or protocol not in ("document", "text-disjoint") or context < 1:
+            raise ValueError(f"ChoiPairs: bad part {part!r}, protocol {protocol!r} or context {context}")
+        self.path, self.part, self.protocol, self.context = path, part, protocol, context
+        self.negatives, self.heldout_docs, self.max_docs, self.seed = negatives, heldout_docs, max_docs, seed
+
+    def describe(self) -> str:
+        return f"{self.path} ({self.protocol} {self.part})"
+
+    def documents(self) -> dict[str, list[Document]]:
+        return protocol_split(load_choi(self.path, self.max_docs), self.protocol, self.heldout_docs)
+
+    def read(self) -> pd.DataFrame:
+        split = self.documents()
+        docs, c, nan = split[self.part], self.context, float("nan")
+        if not docs:
+            raise ValueError(f"{self.describe()}: no documents in this split (max_docs={self.max_docs} too small?)")
+        topics = {t: i for i, t in enumerate(sorted({s for d in split["train"] for s in d.sources}))}
+        side = (lambda xs: xs[0]) if c == 1 else tuple  # noqa: E731
+        rng, rows = np.random.default_rng(self.seed), []
+        for k, d in enumerate(docs):
+            for j, b in enumerate(d.boundaries.tolist()):
+                left, topic = side(d.sentences[max(0, j + 1 - c) : j + 1]), float(topics.get(d.sources[j], nan))
+                rows.append((left, side(d.sentences[j + 1 : j + 1 + c]), 1.0 - b, 1.0, topic, k, j, float(b)))
+                if self.negatives and self.part == "train" and len(docs) > 1:
+                    other = docs[(k + 1 + int(rng.integers(len(docs) - 1))) % len(docs)]
+                    p = int(rng.integers(len(other.sentences)))
+                    if other.sentences[p] != d.sentences[j + 1]:  # a shared text can make it the true next one
+                        rows.append((left, side(other.sentences[p : p + c]), nan, 0.0, topic, k, j, nan))
+        return pd.DataFrame(rows, columns=["left", "right", "stp", "nsp", "tc", "doc", "gap", "boundary"])

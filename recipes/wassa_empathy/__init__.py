@@ -1,21 +1,15 @@
 """WASSA 2022 empathy / distress regression from essays (NewsEmpathy, Buechel et al. 2018).
 
-Predict empathic concern and personal distress (1-7) of each essay written in reaction to a
-news story; the metric is Pearson r per target and their mean. Follows the staged design of
-"Towards More Accurate Prediction of Human Empathy and Emotion in Text and Multi-turn
-Conversations by Combining Advanced NLP, Transformers-based Networks, and Linguistic
-Methodologies" (Stage 1: FFN on sentence embeddings; Stage 2: revisions incl. stratified
-sampling and lexicon features; Stage 3: ensemble).
-
-Run::
-
-    polymodal fit --config recipes/wassa_empathy/minilm.yaml        # one model, dev r printed
-    python -m polymodal.recipes.wassa_empathy.run                    # the whole stage table
+Predict empathic concern and personal distress (1-7) of essays written in reaction to news stories;
+the metric is Pearson r per target and their mean. Frozen, cached essay features
+(:class:`polymodal.data.features.TextFeatures`) -> a standardised :class:`~polymodal.vector.FeatureMLP`
+-> two regression heads (:func:`polymodal.PredictionSystem`), the best validation epoch kept
+(:class:`polymodal.callbacks.KeepBest`), scored on the official dev set as ``test``. The stage table of
+Singh et al. (arXiv:2407.18496) is ``polymodal sweep recipes/wassa_empathy/sweep.yaml``.
 """
 
 from __future__ import annotations
 
-from polymodal.recipes.wassa_empathy.data import WassaDataModule, load_wassa
-from polymodal.recipes.wassa_empathy.model import DevReport, EmpathySystem, FeatureMLP, KeepBest, VectorProcessor
+from polymodal.recipes.wassa_empathy.data import TARGETS, WassaEssays
 
-__all__ = ["DevReport", "EmpathySystem", "FeatureMLP", "KeepBest", "VectorProcessor", "WassaDataModule", "load_wassa"]
+__all__ = ["TARGETS", "WassaEssays"]

@@ -362,3 +362,16 @@ def test_backend_falls_back_without_talib(backend, monkeypatch):
         backend("talib")
     with pytest.raises(ValueError, match="'auto', 'talib' or 'numpy'"):
         backend("fast")
+
+
+@pytest.mark.parametrize("fn", ["mean", "std", "min", "max", "sum"])
+def test_public_rolling_matches_pandas(fn):
+    from polymodal.plugins.timeseries.indicators import rolling
+
+    x = np.random.default_rng(0).normal(size=200).cumsum()
+    expected = getattr(pd.Series(x).rolling(7), fn)(**({"ddof": 0} if fn == "std" else {})).to_numpy()
+    np.testing.assert_allclose(rolling(x, 7, fn), expected, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="fn must be"):
+        rolling(x, 7, "median")
+    with pytest.raises(ValueError, match="window must be a positive integer"):
+        rolling(x, 0, fn)

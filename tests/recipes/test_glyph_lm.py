@@ -1,4 +1,4 @@
-"""The glyph_lm recipe: tiny glyph / trainable fits, the LM system and the text-blocks data module."""
+"""The glyph_lm recipe: tiny glyph / trainable fits through LanguageModelSystem, the sweep file and the plot."""
 
 from __future__ import annotations
 
@@ -34,14 +34,15 @@ def fit(tmp_path, *extra):
 
 
 def test_tiny_glyph_fit_keeps_the_glyph_table_frozen(tmp_path):
+    from polymodal import System
     from polymodal.plugins.glyph import build_glyph_table
 
     cli = fit(tmp_path)
-    assert cli.trainer.state.finished and cli.trainer.global_step == 6
+    assert isinstance(cli.model, System) and cli.trainer.state.finished and cli.trainer.global_step == 6
     logged = cli.trainer.callback_metrics
     assert math.isfinite(float(logged["val/loss"]))
-    assert float(logged["val/ppl"]) == pytest.approx(math.exp(float(logged["val/loss"])), rel=1e-4)
-    lm = cli.model.model
+    assert float(logged["val/ppl"]) == pytest.approx(math.exp(float(logged["val/token_loss"])), rel=1e-4)
+    lm = cli.model.towers["lm"]
     emb = lm.model.get_input_embeddings().weight
     assert not emb.requires_grad
     table = build_glyph_table(lm.tokenizer, emb.shape[1], font=FONT)
@@ -52,7 +53,7 @@ def test_tiny_glyph_fit_keeps_the_glyph_table_frozen(tmp_path):
 
 def test_tiny_trainable_fit_trains_its_embeddings(tmp_path):
     cli = fit(tmp_path, "--model.init_args.model.init_args.embeddings=trainable")
-    lm = cli.model.model
+    lm = cli.model.towers["lm"]
     assert lm.embeddings == "trainable" and lm.model.get_input_embeddings().weight.requires_grad
     from polymodal.plugins.glyph import GlyphCausalLM
 
@@ -65,42 +66,17 @@ def test_tiny_trainable_fit_trains_its_embeddings(tmp_path):
     assert not torch.equal(fresh.model.get_input_embeddings().weight, lm.model.get_input_embeddings().weight)
 
 
-def test_text_blocks_data_module(tmp_path):
-    from polymodal.recipes.glyph_lm.datamodule import TextBlocksDataModule
+def test_blocks_tokenise_like_the_model(tmp_path):
+    """The data module's tokenizer.json and the glyph LM's tokenizer give the same ids."""
+    from polymodal.data.blocks import TextBlocksDataModule
+    from polymodal.io import resolve_path
+    from polymodal.plugins.glyph import as_glyph_tokenizer
 
-    dm = TextBlocksDataModule("package://glyph_lm/data/tiny_corpus.txt", tokenizer="codepoints", block_size=16)
+    dm = TextBlocksDataModule("package://glyph_lm/data/tiny_corpus.txt", "package://glyph_lm/data/tokenizer.json")
     dm.setup("fit")
-    batch = next(iter(dm.train_dataloader()))
-    assert batch["input_ids"].shape == (32, 16)
-    (tmp_path / "small.txt").write_text("too short")
-    with pytest.raises(ValueError, match="small.txt: the train part has"):
-        TextBlocksDataModule(str(tmp_path / "small.txt"), tokenizer="codepoints", block_size=16).setup("fit")
-    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe bad")
-    with pytest.raises(ValueError, match="bad.txt: not UTF-8"):
-        TextBlocksDataModule(str(tmp_path / "bad.txt"), tokenizer="codepoints").setup("fit")
-
-
-def test_language_model_system_validation_loss_is_token_weighted():
-    from polymodal.systems.language_model import LanguageModelSystem
-
-    class Fixed(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-
-        def forward(self, input_ids, attention_mask=None, labels=None):
-            return {"loss": input_ids.float().mean() + self.w[0]}
-
-    system = LanguageModelSystem(Fixed())
-    logged = {}
-    system.log = lambda name, value, **kw: logged.__setitem__(name, value)
-    system.on_validation_epoch_start()
-    system.validation_step({"input_ids": torch.full((1, 3), 1)}, 0)  # loss 1 over 2 tokens
-    system.validation_step({"input_ids": torch.full((1, 5), 4)}, 1)  # loss 4 over 4 tokens
-    system.on_validation_epoch_end()
-    assert logged["val/loss"] == pytest.approx((1 * 2 + 4 * 4) / 6)
-    with pytest.raises(ValueError, match="warmup_ratio"):
-        LanguageModelSystem(Fixed(), warmup_ratio=1.0)
+    text = resolve_path(dm.path).read_text(encoding="utf-8")
+    ours = as_glyph_tokenizer("package://glyph_lm/data/tokenizer.json").encode(text[: int(len(text) * 0.9)])
+    assert dm.ids["train"].tolist() == ours
 
 
 @pytest.mark.parametrize("config", ["glyph.yaml", "trainable.yaml"])
@@ -108,24 +84,26 @@ def test_real_configs_parse(config, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["fit", "--config", f"recipes/glyph_lm/{config}", "--print_config"])
     assert exc.value.code in (0, None)
-    assert "GlyphCausalLM" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "GlyphCausalLM" in out and "TextBlocksDataModule" in out
 
 
-def test_compare_run_shorter_than_one_log_interval_writes_empty_curve(tmp_path):
-    """``compare`` reads the run's metrics.csv, which does not exist before the first logging step."""
-    import json
+def test_sweep_file_and_plot(tmp_path):
+    """The shipped sweep names both configs; the plot reads the runs' CSV logs in the sweep's layout."""
+    from polymodal.experiments import load_sweep, run_command
+    from polymodal.recipes.glyph_lm.plot import curves, plot
 
-    import yaml
-
-    from polymodal.recipes.glyph_lm.compare import run_one
-
-    cfg = yaml.safe_load(open("recipes/glyph_lm/tiny.yaml"))
-    cfg["trainer"]["logger"] = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "x"}}
-    cfg["model"]["init_args"]["model"]["init_args"]["font"] = FONT
-    config = tmp_path / "short.yaml"
-    config.write_text(yaml.safe_dump(cfg))
-    run_one(str(config), tmp_path, 1, ["--trainer.max_steps=2"])
-    result = json.loads((tmp_path / "short.json").read_text())
-    assert result["val_curve"] == [] and result["final_val_loss"] is None
-    assert result["params_trainable"] < result["params_total"]  # the glyph table stays frozen
-    assert all(isinstance(s, str) and s for s in result["samples"].values())
+    sweep = load_sweep("recipes/glyph_lm/sweep.yaml")
+    assert [r.name for r in sweep.runs] == ["glyph", "trainable"] and sweep.root == "runs/sweeps/glyph_lm"
+    argv = run_command(sweep.runs[1], 0, str(tmp_path))
+    assert "recipes/glyph_lm/trainable.yaml" in argv
+    assert f"--trainer.logger.init_args.save_dir={tmp_path}/trainable/seed0" in argv
+    for run, values in (("glyph", [5.0, 4.5]), ("trainable", [5.1, 4.7])):
+        log = tmp_path / run / "seed0" / "logs" / "version_0" / "metrics.csv"
+        log.parent.mkdir(parents=True)
+        log.write_text(f"epoch,step,train/loss,val/loss\n0,19,,{values[0]}\n0,29,6.0,\n0,39,,{values[1]}\n")
+    assert curves(tmp_path) == {"glyph/seed0": [(19, 5.0), (39, 4.5)], "trainable/seed0": [(19, 5.1), (39, 4.7)]}
+    pytest.importorskip("matplotlib")
+    assert plot(tmp_path).stat().st_size > 1000
+    with pytest.raises(FileNotFoundError, match="run the sweep first"):
+        curves(tmp_path / "empty")

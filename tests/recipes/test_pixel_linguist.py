@@ -1,4 +1,4 @@
-"""The pixel_linguist recipe: tiny unsupervised and NLI stages, stage chaining, its data modules."""
+"""The pixel_linguist recipe: tiny unsupervised (augmented views) and NLI stages, stage chaining, sweep file."""
 
 from __future__ import annotations
 
@@ -13,8 +13,12 @@ from polymodal.cli import main
 
 
 def test_tiny_stages_train_export_and_chain(tmp_path):
+    from polymodal import System
+    from polymodal.data.views import AugmentedRows
+
     cli = main(["fit", "--config", "recipes/pixel_linguist/tiny.yaml", f"--trainer.default_root_dir={tmp_path / 'u'}"])
     logged = cli.trainer.callback_metrics
+    assert isinstance(cli.model, System) and isinstance(cli.datamodule.datasets["train"], AugmentedRows)
     assert cli.trainer.global_step == 3 and math.isfinite(float(logged["train/loss"]))
     assert -1 <= float(logged["val/spearman"]) <= 1
     model = polymodal.load(tmp_path / "u" / "model")
@@ -27,68 +31,20 @@ def test_tiny_stages_train_export_and_chain(tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     seen = {}
 
-    def spy(module, batch, batch_idx):  # weights at the first step are the stage-1 export
-        seen.setdefault("w", module.encoders["shared"].patch_embed.weight.detach().clone())
-        seen["n_inputs"] = len(batch["inputs"])
+    from polymodal.plugins.pixel import PixelEncoder
 
-    from polymodal.systems import ContrastiveSystem
+    def spy(module, args):  # the tower's weights at its first training forward
+        if isinstance(module, PixelEncoder) and module.training:
+            seen.setdefault("w", module.patch_embed.weight.detach().clone())
 
-    original = ContrastiveSystem.on_train_batch_start
-    ContrastiveSystem.on_train_batch_start = spy
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(spy)
     try:
         nli = main(["fit", "--config", str(path), f"--trainer.default_root_dir={tmp_path / 'n'}"])
     finally:
-        ContrastiveSystem.on_train_batch_start = original
-    torch.testing.assert_close(seen["w"], model.encoder.patch_embed.weight)
-    assert seen["n_inputs"] == 3  # anchor, positive, hard negative
+        handle.remove()
+    torch.testing.assert_close(seen["w"], model.encoder.patch_embed.weight)  # stage 2 starts from stage 1
+    assert nli.datamodule.inputs == ["anchor", "positive", "negative"]  # anchor, positive, hard negative
     assert -1 <= float(nli.trainer.callback_metrics["val/spearman"]) <= 1
-
-
-def test_perturbed_pairs_rows():
-    from polymodal.recipes.pixel_linguist.datamodules import PerturbedPairsDataModule
-
-    dm = PerturbedPairsDataModule(train="package://sbert/data/stsb_train_sample.tsv.gz", seed=1, max_rows=50)
-    ds = dm.load_split("train")
-    assert len(ds) == 50
-    rows = [ds[i] for i in range(50)]
-    assert all(r[1] is None and len(r[0]) == 2 for r in rows)
-    assert sum(a != p for (a, p), _ in rows) >= 45  # nearly every positive is perturbed
-    again = PerturbedPairsDataModule(train="package://sbert/data/stsb_train_sample.tsv.gz", seed=1, max_rows=50)
-    assert [again.load_split("train")[i] for i in range(50)] == rows
-    with pytest.raises(KeyError, match="missing column"):
-        PerturbedPairsDataModule(train="package://sbert/data/stsb_train_sample.tsv.gz", text_columns=["x"]).load_split(
-            "train"
-        )
-
-
-def test_nli_triplets(tmp_path):
-    from polymodal.recipes.pixel_linguist.datamodules import NLITripletsDataModule
-
-    table = tmp_path / "nli.tsv"
-    table.write_text(
-        "premise\thypothesis\tlabel\n"
-        'A "dog" runs .\tAn animal moves .\tentailment\n'
-        'A "dog" runs .\tA cat sleeps .\tcontradiction\n'
-        'A "dog" runs .\tThe dog is old .\tneutral\n'
-        "Kids play .\tChildren play .\tentailment\n"
-    )
-    dm = NLITripletsDataModule(train=str(table), val="package://sbert/data/stsb_dev_sample.tsv.gz")
-    ds = dm.load_split("train")
-    assert ds.columns == [['A "dog" runs .'], ["An animal moves ."], ["A cat sleeps ."]]  # Kids: no contradiction
-    val = dm.load_split("val")
-    assert len(val.columns) == 2 and val.target is not None
-
-
-def test_load_encoder_weights_rejects_a_folder_without_encoder(tmp_path):
-    from safetensors.torch import save_file
-
-    from polymodal.recipes.pixel_linguist.callbacks import LoadEncoderWeights
-
-    save_file({"pooler.x": torch.zeros(1)}, str(tmp_path / "model.safetensors"))
-    with pytest.raises(ValueError, match="no encoder"):
-        LoadEncoderWeights(str(tmp_path)).on_fit_start(None, None)
-    with pytest.raises(FileNotFoundError, match="exported model folder"):
-        LoadEncoderWeights(str(tmp_path / "nope")).on_fit_start(None, None)
 
 
 @pytest.mark.parametrize("config", ["unsup.yaml", "nli.yaml", "text_unsup.yaml", "text_nli.yaml"])
@@ -98,3 +54,22 @@ def test_real_configs_parse(config, capsys):
     assert exc.value.code in (0, None)
     out = capsys.readouterr().out
     assert ("PixelEncoder" in out) != config.startswith("text_")
+    printed = yaml.safe_load(out)
+    assert printed["model"]["class_path"] == "polymodal.ContrastiveSystem"  # the preset factory
+    if "nli" in config:  # the sweep points the last callback (LoadEncoderWeights) at the stage-1 export
+        assert printed["trainer"]["callbacks"][-1]["class_path"].endswith("LoadEncoderWeights")
+    else:
+        assert printed["data"]["init_args"]["augment"]["positive"]["class_path"].endswith("Perturber")
+
+
+def test_sweep_chains_each_stage_2_to_its_stage_1_export(tmp_path):
+    from polymodal.experiments import load_sweep, run_command
+
+    sweep = load_sweep("recipes/pixel_linguist/sweep.yaml")
+    runs = {r.name: r for r in sweep.runs}
+    assert list(runs) == ["pixel_unsup", "text_unsup", "pixel_nli", "text_nli"]  # stage 1 before stage 2
+    for stage1, stage2 in (("pixel_unsup", "pixel_nli"), ("text_unsup", "text_nli")):
+        argv = run_command(runs[stage2], 1, str(tmp_path))
+        assert f"--trainer.callbacks.init_args.path={tmp_path}/{stage1}/seed1/model" in argv
+        # the stage-1 run exports to <default_root_dir>/model, which is exactly that folder
+        assert f"--trainer.default_root_dir={tmp_path}/{stage1}/seed1" in run_command(runs[stage1], 1, str(tmp_path))
