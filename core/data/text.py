@@ -1,4 +1,4 @@
-"""Plain-text corpora as rows: :class:`TextBlocks` groups the non-empty lines of a ``.txt`` (or ``.txt.gz``) file."""
+"""Plain-text corpora as rows: :class:`TextLines` groups the non-empty lines of a ``.txt`` (or ``.txt.gz``) file."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 from polymodal.data.sources import Source
 from polymodal.io import resolve_path
 
-__all__ = ["TextBlocks"]
+__all__ = ["TextLines"]
 
 
-class TextBlocks(Source):
+class TextLines(Source):
     """Rows of ``lines`` consecutive non-empty lines of a plain-text file (column ``text``; ``block`` = its
     0-based index, ``line`` = the 1-based file line it starts at).
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from polymodal.data.sources import Split
-from polymodal.data.text import TextBlocks
+from polymodal.data.text import TextLines
 from polymodal.plugins.text.static import SenseSkipGram, tokenize
 
 __all__ = ["main", "pseudo_word_choices", "sense_choices"]
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         raise ValueError(f"{args.model}: not a SenseSkipGram model ({type(model).__name__})")
     model.eval()
     report: dict[str, Any] = {"neighbours": {}}
-    blocks = TextBlocks(args.corpus, lines=4)
+    blocks = TextLines(args.corpus, lines=4)
     train = Split([0.9, 0.1], "train", source=blocks, key="block").frame()["text"].tolist()
     held = Split([0.9, 0.1], "val", source=blocks, key="block").frame()["text"].tolist()
     usage: dict[str, Counter[int]] = {}

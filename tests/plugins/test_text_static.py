@@ -11,7 +11,7 @@ import torch
 
 import polymodal
 from polymodal.data.sources import Table
-from polymodal.data.text import TextBlocks
+from polymodal.data.text import TextLines
 from polymodal.metrics import functional as fn
 from polymodal.plugins.text.static import (
     BinaryParagraphVector,
@@ -195,12 +195,12 @@ def test_binary_pv_learns_codes_infers_unseen_and_reloads(tmp_path):
     assert np.array_equal(again.encode(unseen), emb.encode(unseen))
 
 
-def test_text_blocks_groups_lines_and_replaces_whole_words(tmp_path):
+def test_text_lines_groups_lines_and_replaces_whole_words(tmp_path):
     path = tmp_path / "t.txt"
     path.write_text("King Lear:\n\nI love my king.\nkingdom loves\nthird\n")
-    frame = TextBlocks(str(path), lines=2, replace={"king": "king_love", "love": "king_love"}).frame()
+    frame = TextLines(str(path), lines=2, replace={"king": "king_love", "love": "king_love"}).frame()
     assert frame["text"].tolist() == ["king_love Lear: I king_love my king_love.", "kingdom loves third"]
     assert frame["line"].tolist() == [1, 4]
     (tmp_path / "e.txt").write_text("\n \n")
     with pytest.raises(ValueError, match="no non-empty line"):
-        TextBlocks(str(tmp_path / "e.txt")).frame()
+        TextLines(str(tmp_path / "e.txt")).frame()
