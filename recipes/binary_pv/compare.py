@@ -74,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--doc2vec-epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-rows", type=int, default=None, help="segments per collection (smoke runs)")
+    parser.add_argument(
+        "--eval-rows", type=int, default=None, help="first N segments per evaluated collection (training unchanged)"
+    )
     parser.add_argument("--skip-minilm", action="store_true")
     parser.add_argument("--out", default="runs/binary_pv-compare")
     args = parser.parse_args(argv)
@@ -84,11 +87,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     import polymodal
 
     train = ChoiSegments(args.choi, groups=["1", "2"], max_rows=args.max_rows).frame()
+    cap = min(n for n in (args.max_rows, args.eval_rows) if n is not None) if args.max_rows or args.eval_rows else None
     collections = {
-        "group3 (unseen segments)": ChoiSegments(args.choi, groups=["3"], max_rows=args.max_rows).frame(),
-        "group4 unseen texts (transfer)": ChoiSegments(
-            args.choi, groups=["4"], texts="unseen", max_rows=args.max_rows
-        ).frame(),
+        "group3 (unseen segments)": ChoiSegments(args.choi, groups=["3"], max_rows=cap).frame(),
+        "group4 unseen texts (transfer)": ChoiSegments(args.choi, groups=["4"], texts="unseen", max_rows=cap).frame(),
     }
     ours = polymodal.load(args.model)
     bits = int(ours.encoder.output_dim)

@@ -119,3 +119,30 @@ def test_choi_config_on_shared_data_runs_a_few_steps(shared_data, tmp_path):
 def test_senses_config_on_shared_data_runs_a_few_steps(shared_data, tmp_path):
     cli = _fit("recipes/binary_pv/senses.yaml", tmp_path, "--trainer.max_epochs=1", "--trainer.limit_train_batches=3")
     assert math.isfinite(float(cli.trainer.callback_metrics["train/loss"]))
+
+
+def test_compare_script_end_to_end_on_a_synthetic_choi_file(tmp_path):
+    import polymodal
+    from polymodal.recipes.binary_pv.compare import main as compare
+
+    rng = np.random.default_rng(0)
+    vocab = [f"w{i}" for i in range(60)]
+
+    def text(t):  # source text t: 6 sentences over its own 12-word slice of the vocabulary
+        words = vocab[(t % 5) * 12 : (t % 5) * 12 + 12]
+        return [f"first of {t} ."] + [" ".join(rng.choice(words, 6)) + " ." for _ in range(5)]
+
+    texts = {t: text(t) for t in range(10)}
+    seen, unseen = range(5), range(5, 10)
+    plan = [("1", seen), ("2", seen), ("3", seen), ("3", seen), ("4", unseen), ("4", unseen)]
+    docs = [(g, [texts[t][: 2 + (t + d) % 4] for t in ts]) for d, (g, ts) in enumerate(plan)]  # prefixes differ per doc
+    path = _choi(tmp_path, docs)
+    encoder = BinaryParagraphVector(ChoiSegments(path, groups=["1", "2"]), code_bits=8, min_count=1, infer_steps=3)
+    polymodal.EmbeddingModel(encoder, polymodal.poolers.MeanPooler()).save(tmp_path / "pv")
+    out = tmp_path / "cmp"
+    result = compare(["--model", str(tmp_path / "pv"), "--choi", path, "--skip-minilm", "--doc2vec-epochs", "2",
+                      "--out", str(out)])  # fmt: skip
+    methods = {(r["collection"], r["method"]) for r in result["rows"]}
+    assert len(methods) == 6 and result["train_segments"] == 10
+    assert all(r["queries"] == 10 and 0.0 <= r["map"] <= 1.0 and r["search_ms_per_query"] > 0 for r in result["rows"])
+    assert (out / "results.md").read_text().count("\n") == 2 + 6
