@@ -165,12 +165,13 @@ def _pad(rows: Sequence[Sequence[int]], width: int | None = None) -> tuple[Tenso
 
 class DocumentWordsProcessor(Processor):
     """Document texts -> ``doc`` (index in the training table, -1 for an unseen document), ``words`` ``(B, W)``
-    word ids (at most ``max_words`` sampled without replacement per document) and ``word_mask``.
+    word ids and ``word_mask``. A training-table document keeps at most ``max_words`` words (sampled without
+    replacement, anew each call); an unseen document keeps all its known words (its code is inferred from them).
 
     Args:
         vocabulary: the encoder's vocabulary.
         documents: doc key (:func:`doc_key`) -> row of the document table.
-        max_words: words kept per document and batch (a random subset when longer; all for ``None``).
+        max_words: words kept per training document and batch (a random subset when longer; all for ``None``).
     """
 
     def __init__(self, vocabulary: Vocabulary, documents: Mapping[str, int], max_words: int | None = 64) -> None:
@@ -184,16 +185,18 @@ class DocumentWordsProcessor(Processor):
         return [len(str(v)) for v in values]
 
     def __call__(self, values: Sequence[Any]) -> dict[str, Tensor]:
+        doc = [self.documents.get(doc_key(str(v)), -1) for v in values]
         rows = []
-        for v in values:
+        for v, d in zip(values, doc):
             ids = self.vocabulary.ids(str(v))
-            if self.max_words is not None and len(ids) > self.max_words:
+            # a training document predicts a fresh random subset each step; an unseen one's code is inferred from
+            # all its words (deterministic: the same text always gets the same code)
+            if d >= 0 and self.max_words is not None and len(ids) > self.max_words:
                 pick = torch.randperm(len(ids))[: self.max_words].tolist()
                 ids = [ids[j] for j in sorted(pick)]
             rows.append(ids)
         words, mask = _pad(rows)
-        doc = torch.tensor([self.documents.get(doc_key(str(v)), -1) for v in values], dtype=torch.long)
-        return {"doc": doc, "words": words, "word_mask": mask}
+        return {"doc": torch.tensor(doc, dtype=torch.long), "words": words, "word_mask": mask}
 
 
 class BinaryParagraphVector(Encoder):
@@ -211,7 +214,7 @@ class BinaryParagraphVector(Encoder):
         code_bits: code size, a positive multiple of 8 (32-128 in the paper).
         min_count: words seen fewer times are dropped.
         max_vocab: keep the most frequent words only.
-        max_words: words predicted per document and step.
+        max_words: words predicted per training document and step (unseen documents use all their words).
         infer_steps: gradient steps to infer an unseen document's code.
         infer_lr: their learning rate.
         seed: initialisation seed (``None``: torch's global generator, seeded by ``seed_everything``).

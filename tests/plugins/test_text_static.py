@@ -204,3 +204,13 @@ def test_text_lines_groups_lines_and_replaces_whole_words(tmp_path):
     (tmp_path / "e.txt").write_text("\n \n")
     with pytest.raises(ValueError, match="no non-empty line"):
         TextLines(str(tmp_path / "e.txt")).frame()
+
+
+def test_binary_pv_samples_words_of_training_documents_only(tmp_path):
+    long_doc = " ".join(["cat dog market rain"] * 5)  # 20 known words
+    model = BinaryParagraphVector(Table(_table(tmp_path, DOCS)), code_bits=8, min_count=1, max_words=3, seed=0)
+    out = model.processor([DOCS[0], long_doc])
+    assert out["doc"].tolist() == [0, -1]
+    assert out["word_mask"].sum(1).tolist() == [3, 20]  # training doc: 3 sampled words; unseen: every known word
+    again = model.processor([long_doc])
+    assert torch.equal(again["words"][0, :20], out["words"][1, :20])  # unseen: same words every call
