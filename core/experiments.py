@@ -16,9 +16,15 @@ shipped configs with command-line overrides, once per seed::
       mean_lr:
         args: [--model.init_args.optimizer.init_args.lr=5e-5]
 
+A run with ``command: test`` is a ``polymodal test`` instead (no fit): an evaluation of an earlier run's weights
+(``--model.init_args.init_from={root}/<run>/seed{seed}/checkpoints/last.ckpt``) or of an untrained model, e.g. the
+ablations of one tuned model over retrieval settings.
+
 In ``args`` the placeholders ``{root}`` (the sweep's output folder), ``{run}`` and ``{seed}`` are replaced,
 so a run can start from an earlier run's output (``--model.init_args.init_from={root}/stage1/seed{seed}/...``);
-runs execute in file order. Each run's ``--trainer.default_root_dir`` is ``{root}/{run}/seed{seed}``.
+runs execute in file order. Each run's ``--trainer.default_root_dir`` is ``{root}/{run}/seed{seed}``; ``root``
+(a key of the file, or ``--root``) defaults to ``runs/sweeps/<recipe>`` (``runs/sweeps/<recipe>/<stem>`` for
+another file name than ``sweep.yaml``).
 
 Every run is a separate process executing exactly the ``polymodal fit ...`` command recorded beside its
 figures, so a table row can be reproduced by hand. Results go to ``{root}/results.json`` (every run, seed,
@@ -50,6 +56,7 @@ class Run:
     configs: list[str]
     args: list[str] = field(default_factory=list)
     test: bool = False
+    command: str = "fit"
 
 
 @dataclass
@@ -105,26 +112,31 @@ def load_sweep(path: str | os.PathLike[str], root: str | None = None) -> Sweep:
             body = {"args": body or []}
         if not isinstance(body, dict):
             raise ValueError(f"{where}: expected a list of overrides or a mapping with configs/args/test")
-        extra = sorted(set(body) - {"configs", "args", "test"})
+        extra = sorted(set(body) - {"configs", "args", "test", "command"})
         if extra:
             raise ValueError(f"{where}: unknown field(s) {extra}")
+        command = str(body.get("command", "fit"))
+        if command not in ("fit", "test"):
+            raise ValueError(f"{where}.command: expected 'fit' or 'test', got {command!r}")
         configs = _strings(body.get("configs"), f"{where}.configs") or base
         if not configs:
             raise ValueError(f"{where}: no configs (set configs at the top or in the run)")
-        runs.append(
-            Run(name, configs, common + _strings(body.get("args"), f"{where}.args"), bool(body.get("test", test)))
-        )
+        args = common + _strings(body.get("args"), f"{where}.args")
+        runs.append(Run(name, configs, args, bool(body.get("test", test)) and command == "fit", command))
     seeds = [int(s) for s in (spec.get("seeds") or [0])]
     metrics = _strings(spec.get("metrics"), f"{file}: metrics")
-    default_root = str(Path("runs") / "sweeps" / file.stem)
+    # runs/sweeps/<recipe> for recipes/<recipe>/sweep.yaml, runs/sweeps/<recipe>/<stem> for sweep_cpu.yaml etc.
+    default_root = str(Path("runs") / "sweeps" / file.resolve().parent.name)
+    if file.stem != "sweep":
+        default_root = str(Path(default_root) / file.stem)
     return Sweep(
         str(file), str(spec.get("description", "")), runs, seeds, metrics, root or spec.get("root") or default_root
     )
 
 
 def run_command(run: Run, seed: int, root: str) -> list[str]:
-    """The ``polymodal fit`` arguments of one run and seed (placeholders filled)."""
-    out = ["fit"]
+    """The ``polymodal fit`` (or ``test``) arguments of one run and seed (placeholders filled)."""
+    out = [run.command]
     for cfg in run.configs:
         out += ["--config", cfg]
     values = {"root": root, "run": run.name, "seed": str(seed)}
@@ -146,8 +158,13 @@ def _worker(argv: Sequence[str], out: str, test: bool) -> None:
     Path(out).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
 
-def run_sweep(sweep: Sweep, only: Sequence[str] | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
-    """Run every (run, seed) in its own process; returns the records written to ``results.json``."""
+def run_sweep(
+    sweep: Sweep, only: Sequence[str] | None = None, dry_run: bool = False, seeds: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
+    """Run every (run, seed) in its own process; returns the records written to ``results.json``.
+
+    ``only`` / ``seeds`` restrict the runs / seeds executed now; earlier results of the (run, seed) pairs not
+    executed now are kept in the table."""
     from polymodal.io import atomic_path
 
     root = Path(sweep.root)
@@ -156,11 +173,16 @@ def run_sweep(sweep: Sweep, only: Sequence[str] | None = None, dry_run: bool = F
     records: list[dict[str, Any]] = []
     if results_path.is_file():  # keep earlier results of runs not repeated now
         previous = json.loads(results_path.read_text())
-        records = [r for r in previous if only is not None and r["run"] not in only]
+        records = [r for r in previous if not _selected(r["run"], r["seed"], only, seeds)]
+    unknown = sorted(set(seeds or []) - set(sweep.seeds))
+    if unknown:
+        raise ValueError(f"{sweep.path}: seeds {unknown} are not in the sweep's seeds {sweep.seeds}")
     for run in sweep.runs:
         if only is not None and run.name not in only:
             continue
         for seed in sweep.seeds:
+            if seeds is not None and seed not in seeds:
+                continue
             argv = run_command(run, seed, sweep.root)
             command = "polymodal " + " ".join(shlex.quote(a) for a in argv) + ("  # then: test" if run.test else "")
             print(f"polymodal sweep: [{run.name} seed {seed}] {command}", flush=True)
@@ -187,6 +209,10 @@ def run_sweep(sweep: Sweep, only: Sequence[str] | None = None, dry_run: bool = F
         with atomic_path(root / "results.md") as tmp:
             tmp.write_text(format_table(sweep, records))
     return records
+
+
+def _selected(run: str, seed: int, only: Sequence[str] | None, seeds: Sequence[int] | None) -> bool:
+    return (only is None or run in only) and (seeds is None or seed in seeds)
 
 
 def _mean_std(values: list[float]) -> str:

@@ -6,6 +6,9 @@ spells out input widths. Objectives (:mod:`polymodal.objectives`) turn head outp
 metrics read them.
 
 * :class:`LinearHead`: concatenation of the columns -> (optional hidden layer) -> ``out_dim`` logits.
+* :class:`TokenHead`: a tag for every token: reads the column's :class:`~polymodal.features.Features` sequence
+  ``(B, T, D)`` (``reads = "sequence"``) instead of a pooled embedding -> ``(B, T, num_labels)`` logits; the
+  head of token classification (named-entity recognition) on any encoder.
 * :class:`PairHead`: SBERT's pair features ``[u, v, |u - v|, u * v]`` (any subset, in that order) ->
   MLP -> logits: the classification head of Reimers & Gurevych (2019) and the siamese student head of
   Distilled Sentence Embedding (Barkan et al., 2020).
@@ -14,12 +17,12 @@ metrics read them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Head", "LinearHead", "PairHead"]
+__all__ = ["Head", "LinearHead", "PairHead", "TokenHead"]
 
 PairFeature = Literal["u", "v", "abs_diff", "product"]
 
@@ -33,6 +36,10 @@ class Head(nn.Module):
         out_dim: number of outputs (1 for a regression value or a binary logit, C for C classes).
         num_inputs: with ``columns=None`` and one tower shared by every column, how many columns there are.
     """
+
+    #: What the System passes to ``forward``: ``"pooled"`` embeddings ``(B, D)`` of each column, or the columns'
+    #: ``"sequence"`` :class:`~polymodal.features.Features` (token-level heads).
+    reads: str = "pooled"
 
     def __init__(self, columns: Sequence[str] | None = None, out_dim: int = 1, num_inputs: int = 1) -> None:
         super().__init__()
@@ -147,3 +154,60 @@ class PairHead(Head):
         assert self.net is not None, "head used before System built it"
         u, v = embeddings
         return self._out(self.net(self.pair_features(u, v)))
+
+
+class TokenHead(Head):
+    """Token classification: every position of one column's ``Features.sequence`` -> ``num_labels`` logits.
+
+    The System gives it the column's :class:`~polymodal.features.Features` (``reads = "sequence"``), so it sits on
+    any encoder's token states. ``labels`` names the classes in index order (for BIO tagging ``O``, ``B-x``,
+    ``I-x``, ...: :func:`polymodal.data.conll.tag_set`); objectives and metrics map tags through it.
+
+    Args:
+        column: the input column whose token states are read.
+        labels: class names in index order (at least two); or give ``types``.
+        types: entity types: the labels are then the BIO tag set ``O, B-t1, I-t1, B-t2, ...``.
+        hidden: width of one hidden GELU layer (0: linear).
+        dropout: dropout on the token states.
+
+    Output: ``(B, T, num_labels)`` logits.
+    """
+
+    reads = "sequence"
+
+    def __init__(
+        self,
+        column: str,
+        labels: Sequence[str] | None = None,
+        types: Sequence[str] | None = None,
+        hidden: int = 0,
+        dropout: float = 0.1,
+    ) -> None:
+        if (labels is None) == (types is None):
+            raise ValueError("TokenHead needs exactly one of labels (tag names) or types (entity types, BIO tags)")
+        if types is not None:
+            labels = ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
+        labels = [str(x) for x in labels or []]
+        if len(labels) < 2 or len(set(labels)) != len(labels):
+            raise ValueError(f"TokenHead needs at least two distinct labels, got {labels}")
+        super().__init__([column], out_dim=len(labels))
+        if hidden < 0 or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"need hidden >= 0 and 0 <= dropout < 1, got hidden={hidden}, dropout={dropout}")
+        self.labels = labels
+        self.index = {name: i for i, name in enumerate(labels)}
+        self.hidden, self.dropout = int(hidden), float(dropout)
+        self.net: nn.Module | None = None
+
+    @property
+    def column(self) -> str:
+        assert self.columns is not None
+        return self.columns[0]
+
+    def build(self, in_dims: Sequence[int]) -> None:
+        self.net = _mlp(int(in_dims[0]), self.hidden, self.out_dim, self.dropout)
+        self.built = True
+
+    def forward(self, features: Sequence[Any]) -> Tensor:
+        assert self.net is not None, "head used before System built it"
+        (f,) = features
+        return self.net(f.sequence)  # (B, T, C)

@@ -12,7 +12,11 @@
   Hamming search runs in FAISS when ``faiss-cpu`` is installed (``pip install 'polymodal[index]'``).
   Queries and corpus may be any aligned towers' embeddings: text-text, text-image, image-image.
 * :func:`retrieve_rerank` retrieves candidates with a bi-encoder and reorders them with a
-  :class:`~polymodal.plugins.text.cross_encoder.CrossEncoder`.
+  :class:`~polymodal.plugins.text.cross_encoder.CrossEncoder` -- or with a :class:`MaxSimReranker`.
+* :func:`maxsim_scores` / :class:`MaxSimReranker`: late interaction (ColBERT's MaxSim): a query scores a document
+  by the mean over its tokens (or words) of the best cosine to any of the document's tokens. The reranker embeds
+  with any token-level model (:class:`~polymodal.plugins.text.WordEmbedder`), caches the vectors in the one
+  :class:`~polymodal.data.cache.FeatureCache`, and offers ``rank`` (the cross-encoder interface) and ``search``.
 
 Example:
     >>> corpus = model.encode(docs, normalize=True)
@@ -30,7 +34,16 @@ from typing import Any, Literal, get_args
 import numpy as np
 import torch
 
-__all__ = ["Precision", "RerankHit", "int8_ranges", "quantize", "retrieve_rerank", "semantic_search"]
+__all__ = [
+    "MaxSimReranker",
+    "Precision",
+    "RerankHit",
+    "int8_ranges",
+    "maxsim_scores",
+    "quantize",
+    "retrieve_rerank",
+    "semantic_search",
+]
 
 Precision = Literal["float32", "int8", "binary", "ubinary"]
 _PRECISIONS: tuple[str, ...] = get_args(Precision)
@@ -300,3 +313,98 @@ def retrieve_rerank(
     retrieval = {int(i): float(s) for i, s in zip(ids[0], scores[0])}
     ranked = reranker.rank(query, [documents[i] for i in pool], top_k=top_k, batch_size=batch_size)
     return [RerankHit(pool[hit["corpus_id"]], hit["score"], retrieval[pool[hit["corpus_id"]]]) for hit in ranked]
+
+
+# ----------------------------------------------------------------------------- late interaction (MaxSim)
+def _unit_rows(x: Any, what: str) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float32)
+    if a.ndim != 2:
+        raise ValueError(f"{what}: expected a (tokens, dim) array, got shape {a.shape}")
+    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+
+
+def maxsim_scores(queries: Sequence[Any], documents: Sequence[Any]) -> np.ndarray:
+    """Late-interaction scores ``(Q, N)``: for each query, the mean over its token vectors of the maximum cosine
+    to the token vectors of each document (ColBERT's MaxSim, averaged instead of summed so that queries of
+    different lengths compare on one scale).
+
+    Args:
+        queries: per query a ``(T_q, D)`` array of token (or word) vectors.
+        documents: per document a ``(T_d, D)`` array.
+
+    A query or document without any vector scores ``-1`` against everything (never the best match).
+    """
+    docs = [_unit_rows(d, f"document {j}") for j, d in enumerate(documents)]
+    out = np.full((len(queries), len(docs)), -1.0, dtype=np.float64)
+    nonempty = [j for j, d in enumerate(docs) if len(d)]
+    if not nonempty:
+        return out
+    flat = np.concatenate([docs[j] for j in nonempty], axis=0)  # (sum T_d, D)
+    starts = np.cumsum([0] + [len(docs[j]) for j in nonempty[:-1]])
+    for i, q in enumerate(queries):
+        qn = _unit_rows(q, f"query {i}")
+        if not len(qn):
+            continue
+        sims = qn @ flat.T  # (T_q, sum T_d)
+        best = np.maximum.reduceat(sims, starts, axis=1)  # (T_q, N') best match per document
+        out[i, nonempty] = best.mean(axis=0)
+    return out
+
+
+class MaxSimReranker:
+    """Late-interaction retrieval and reranking over a token-level embedding model.
+
+    Args:
+        model: a token-level model whose ``encode(values)`` returns one ``(T_i, D)`` array per value, e.g.
+            :class:`~polymodal.plugins.text.WordEmbedder` (words of sentences).
+        cache: a directory for the vectors (:class:`~polymodal.data.cache.FeatureCache`, keyed on content and the
+            model's fingerprint); ``None`` keeps them in memory only.
+        batch_size: sentences per forward pass.
+
+    ``rank(query, documents)`` has the interface of a cross-encoder's, so the reranker also plugs into
+    :func:`retrieve_rerank` (bi-encoder candidates, MaxSim order).
+    """
+
+    def __init__(self, model: Any, cache: str | None = None, batch_size: int = 32) -> None:
+        from polymodal.data.cache import FeatureCache
+
+        self.model = model
+        self.cache = FeatureCache(model, cache, options="maxsim-token-vectors")
+        self.batch_size = int(batch_size)
+
+    def embed(self, values: Sequence[Any]) -> list[np.ndarray]:
+        """Token vectors of each value (cached)."""
+        return self.cache.encode(list(values), batch_size=self.batch_size, normalize=True, ragged=True)
+
+    def scores(self, queries: Sequence[Any], documents: Sequence[Any]) -> np.ndarray:
+        """MaxSim scores ``(Q, N)`` of raw queries against raw documents."""
+        return maxsim_scores(self.embed(queries), self.embed(documents))
+
+    def search(self, queries: Sequence[Any], corpus: Sequence[Any], top_k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, ids)``, each ``(Q, min(top_k, N))``: the best documents of every query, best first (ties keep
+        corpus order)."""
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        s = self.scores(queries, corpus)
+        ids = np.argsort(-s, axis=1, kind="stable")[:, :top_k]
+        return np.take_along_axis(s, ids, axis=1), ids
+
+    def rank(
+        self,
+        query: Any,
+        documents: Sequence[Any],
+        top_k: int | None = None,
+        batch_size: int | None = None,
+        return_documents: bool = False,
+    ) -> list[dict[str, Any]]:
+        """``[{"corpus_id": i, "score": s}, ...]`` best first (the cross-encoder ``rank`` interface)."""
+        documents = list(documents)
+        if not documents:
+            raise ValueError("rank() needs at least one document, got an empty list")
+        scores = np.asarray(self.scores([query], documents)[0])  # (N,)
+        order = np.argsort(-scores, kind="stable")[: top_k or len(documents)]
+        hits: list[dict[str, Any]] = [{"corpus_id": int(i), "score": float(scores[i])} for i in order]
+        if return_documents:
+            for hit in hits:
+                hit["text"] = documents[hit["corpus_id"]]
+        return hits

@@ -167,7 +167,11 @@ class Step:
             if name not in self.system.heads:
                 raise KeyError(f"no head {name!r}; heads: {sorted(self.system.heads)}")
             head = cast(Head, self.system.heads[name])
-            self._heads[name] = head(self.embeddings(head.columns))  # columns None: every input column
+            columns = head.columns if head.columns is not None else self.columns  # None: every input column
+            if getattr(head, "reads", "pooled") == "sequence":  # token-level heads read Features
+                self._heads[name] = head([self.features(c) for c in columns])
+            else:
+                self._heads[name] = head(self.embeddings(columns))
         return self._heads[name]
 
     # ---------------------------------------------------------------- sharing
@@ -372,6 +376,10 @@ class System(SafeCheckpointLoading, pl.LightningModule):
                 out.append(override)
                 continue
             tower = self.tower_for(c)
+            offered = getattr(tower, "processor", None)
+            if not isinstance(tower, Encoder) and isinstance(offered, Processor):
+                out.append(offered)  # a tower that is no Encoder but brings its processor (a causal LM)
+                continue
             if not isinstance(tower, Encoder):
                 raise TypeError(
                     f"input column {c!r}: tower {self.tower_name(c)!r} ({type(tower).__name__}) is not a polymodal "
@@ -571,9 +579,10 @@ class System(SafeCheckpointLoading, pl.LightningModule):
     def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._eval_step(batch, "test")
 
-    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
-        """Head outputs (activated: sigmoid / softmax as their objectives imply) when the System has
-        heads, else the pooled embedding of every input column."""
+    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor] | list[Tensor]:
+        """Head outputs by head name (activated: sigmoid / softmax as their objectives imply) when the System
+        has heads, else the pooled embedding of every input column, a list in column order (what
+        :class:`~polymodal.callbacks.PredictionWriter` writes as one ``(columns, rows, dim)`` ``.npy``)."""
         step = Step(self, batch, "predict")
         if self.heads:
             out = {}
@@ -582,7 +591,7 @@ class System(SafeCheckpointLoading, pl.LightningModule):
                 act = self._activation(name)
                 out[name] = (torch.sigmoid(y) if act == "sigmoid" else y.softmax(-1) if act == "softmax" else y).cpu()
             return out
-        return {c: e.float().cpu() for c, e in zip(step.columns, step.embeddings())}
+        return [e.float().cpu() for e in step.embeddings()]
 
     # ---------------------------------------------------------------- metrics
     def _metrics_for(self, step: Step) -> list[StepMetric]:

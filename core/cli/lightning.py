@@ -424,6 +424,16 @@ class FitGuard(pl.Callback):
 LOCK_NAME = ".polymodal-fit.lock"
 
 
+def _launched_rank() -> int:
+    """This process's rank as its launcher set it (Lightning's subprocess launcher sets ``LOCAL_RANK``,
+    torchrun ``RANK`` too); 0 for a process nobody launched."""
+    for var in ("RANK", "LOCAL_RANK"):
+        value = os.environ.get(var, "0")
+        if value.strip() not in ("", "0"):
+            return int(value) if value.strip().isdigit() else 1
+    return 0
+
+
 @contextlib.contextmanager
 def fit_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
     """Hold an exclusive lock on an output folder for the length of a fit.
@@ -435,6 +445,10 @@ def fit_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
     import fcntl
     import socket
 
+    if _launched_rank() != 0:
+        # A DDP worker started by the launcher (or torchrun) of a fit that already holds the lock.
+        yield
+        return
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME

@@ -1,9 +1,10 @@
-"""Data: sources (tables, NLI triplets, image captions, splits), the data module, splits, stratified sampling."""
+"""Data: sources (tables, NLI triplets, CoNLL BIO files, image captions, splits), the data module, sampling."""
 
 from __future__ import annotations
 
 from polymodal.data.cache import FeatureCache, model_fingerprint
 from polymodal.data.captions import Captions
+from polymodal.data.conll import ConllSource, read_conll, tag_set
 from polymodal.data.datamodule import Collator, EpochShuffleSampler, RowsDataset, TableDataModule, column_name
 from polymodal.data.sources import NLITriplets, Source, Split, Table, as_source
 from polymodal.data.splits import split_keys, split_rows
@@ -21,6 +22,7 @@ __all__ = [
     "LAYOUTS",
     "Captions",
     "Collator",
+    "ConllSource",
     "EpochShuffleSampler",
     "FeatureCache",
     "NLITriplets",
@@ -39,8 +41,10 @@ __all__ = [
     "iter_table",
     "model_fingerprint",
     "quantile_bins",
+    "read_conll",
     "read_table",
     "split_keys",
     "split_rows",
     "stratified_split",
+    "tag_set",
 ]

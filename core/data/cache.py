@@ -6,7 +6,8 @@ content): a string by its UTF-8 bytes, a file (``key="file"``) by its bytes, an 
 fingerprint hashes every weight, the encoder and pooler configuration, so a changed model, a changed file or
 a changed option never reuses stale vectors; nothing depends on file names or modification times. The cache
 lives in memory and, with ``directory``, in one ``.npz`` per fingerprint and options, written atomically
-(temporary file, fsync, rename), read with ``allow_pickle=False``.
+(temporary file, fsync, rename), read with ``allow_pickle=False``. Per-item arrays of different lengths (token or
+word vectors of sentences, ``encode(..., ragged=True)``) are stored concatenated with their lengths.
 """
 
 from __future__ import annotations
@@ -114,6 +115,9 @@ class FeatureCache:
         if self.path is not None and self.path.is_file():
             with np.load(self.path, allow_pickle=False) as data:
                 keys, vectors = data["keys"], data["vectors"]
+                lengths = data["lengths"] if "lengths" in data else None
+            if lengths is not None:  # ragged entries, concatenated along the first axis
+                vectors = np.split(vectors, np.cumsum(lengths)[:-1])
             self.store = {str(k): v for k, v in zip(keys, vectors)}
 
     @property
@@ -124,9 +128,18 @@ class FeatureCache:
         return len(self.store)
 
     def encode(
-        self, values: Sequence[Any], batch_size: int = 64, normalize: bool | None = None, **kwargs: Any
-    ) -> np.ndarray:
-        """Like ``model.encode`` (numpy output); only values not seen before are computed."""
+        self,
+        values: Sequence[Any],
+        batch_size: int = 64,
+        normalize: bool | None = None,
+        ragged: bool = False,
+        **kwargs: Any,
+    ) -> np.ndarray | list[np.ndarray]:
+        """Like ``model.encode`` (numpy output); only values not seen before are computed.
+
+        ``ragged``: the model returns one array per value whose shapes differ (token or word vectors of each
+        sentence, ``(T_i, D)``); the result is then a list of arrays, in input order.
+        """
         values = list(values)
         salt = f"{self.tag}:{normalize}"
         keys = [file_key(v, salt) if self.key == "file" else content_key(v, salt) for v in values]
@@ -137,12 +150,14 @@ class FeatureCache:
         self.hits += len(values) - len(missing)
         self.misses += len(missing)
         if missing:
-            emb = np.asarray(
-                self.model.encode(list(missing.values()), batch_size=batch_size, normalize=normalize, **kwargs)
-            )
+            emb = self.model.encode(list(missing.values()), batch_size=batch_size, normalize=normalize, **kwargs)
+            if not ragged:
+                emb = np.asarray(emb)
             for k, e in zip(missing, emb):
                 self.store[k] = np.asarray(e, dtype=np.float32)
             self.save()
+        if ragged:
+            return [self.store[k] for k in keys]
         if not values:
             return np.empty((0, getattr(self.model, "dim", 0)), dtype=np.float32)
         return np.stack([self.store[k] for k in keys])
@@ -155,7 +170,13 @@ class FeatureCache:
 
         self.directory.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
         keys = np.array(list(self.store), dtype="U64")
-        vectors = np.stack(list(self.store.values()))
+        values = list(self.store.values())
+        arrays: dict[str, Any] = {}  # savez(**arrays): Any keeps mypy off its allow_pickle keyword
+        if len({v.shape for v in values}) == 1:
+            arrays["vectors"] = np.stack(values)
+        else:  # ragged (per-sentence token vectors): concatenated, with each entry's length
+            arrays["vectors"] = np.concatenate(values, axis=0)
+            arrays["lengths"] = np.array([len(v) for v in values], dtype=np.int64)
         with atomic_path(self.path) as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, keys=keys, vectors=vectors)
+                np.savez(fh, keys=keys, **arrays)

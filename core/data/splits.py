@@ -6,7 +6,7 @@
   same 100 Flickr8k test images for every image recipe). Rows sharing a key (an image and its five
   captions) always land in the same part.
 * ``"stratified"``: every quantile bin of a continuous target (or every class) keeps its share in
-  every part (:func:`polymodal.data.stratified.stratified_split`), seeded.
+  every part (seeded; keys of one bin are dealt to the parts in proportion to their sizes).
 * ``"chronological"``: ordered by a date/time key; the first part is the oldest (no look-ahead).
 
 Sizes are counts (``[800, 100, 100]``) or fractions (``[0.8, 0.1, 0.1]``) of the distinct keys.
@@ -90,7 +90,14 @@ def split_keys(
                 chunk = members[start : None if take is None else start + take]
                 parts[j].extend(chunk)
                 start += len(chunk)
-        return [p[:c] for p, c in zip(parts, counts)]
+        # Per-bin rounding can overfill one part and underfill another: move the overflow (in its seeded
+        # order) to the parts still short, so no key is lost and every part has exactly its count.
+        overflow = [k for p, c in zip(parts, counts) for k in p[c:]]
+        parts = [p[:c] for p, c in zip(parts, counts)]
+        for p, c in zip(parts, counts):
+            while len(p) < c and overflow:
+                p.append(overflow.pop(0))
+        return parts
     else:
         raise ValueError(f"unknown split method {method!r}; choose hash, stratified or chronological")
     out, start = [], 0

@@ -1,4 +1,4 @@
-"""Metric math, one implementation each: correlation, classification, retrieval.
+"""Metric math, one implementation each: correlation, classification, retrieval, entity spans.
 
 Plain numpy functions over whole arrays. Evaluators (:mod:`polymodal.evaluation`), the benchmark
 (``polymodal bench``) and the training-time metrics of :class:`polymodal.System` (torchmetrics classes in
@@ -19,7 +19,9 @@ import numpy as np
 __all__ = [
     "RetrievalResult",
     "average_precision",
+    "filtered_ranks",
     "binary_metrics",
+    "bio_entities",
     "cosine_matrix",
     "kmeans_v_measure",
     "mean_average_precision",
@@ -27,11 +29,14 @@ __all__ = [
     "pair_classification_ap",
     "pair_cosine",
     "pearson",
+    "rank_metrics",
     "rankdata",
     "regression_metrics",
     "retrieval_metrics",
     "roc_auc",
+    "span_prf",
     "spearman",
+    "tag_f1",
     "v_measure",
 ]
 
@@ -192,6 +197,49 @@ def retrieval_metrics(
     return RetrievalResult(metrics, len(relevant), per)
 
 
+def filtered_ranks(scores: np.ndarray, answers: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
+    """Filtered rank of each query's answer among all candidates (link prediction, Bordes et al. 2013).
+
+    Candidates in ``known`` (other true answers of the same query, e.g. from train/valid/test) are removed
+    before ranking, except the answer itself. Ties are ranked "realistically" (PyKEEN's default): the mean of
+    the optimistic rank ``1 + #(better)`` and the pessimistic rank ``1 + #(better or equal)``.
+
+    Args:
+        scores: ``(Q, N)`` candidate scores, higher is better.
+        answers: ``(Q,)`` index of each query's answer.
+        known: ``(Q, N)`` bool, True for candidates to filter out (the answer's own entry is ignored).
+
+    Returns:
+        ``(Q,)`` float ranks, 1 = best.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    a = np.asarray(answers, dtype=np.int64)
+    if s.ndim != 2 or a.shape != (s.shape[0],):
+        raise ValueError(f"filtered_ranks needs (Q, N) scores and (Q,) answers, got {s.shape} and {a.shape}")
+    if len(a) and (a.min() < 0 or a.max() >= s.shape[1]):
+        raise ValueError(f"answer indices must lie in [0, {s.shape[1]}), got {a.min()}..{a.max()}")
+    rows = np.arange(len(a))
+    target = s[rows, a][:, None]  # (Q, 1)
+    keep = np.ones_like(s, dtype=bool)
+    if known is not None:
+        keep &= ~np.asarray(known, dtype=bool)
+    keep[rows, a] = False  # the answer is not its own competitor
+    better = ((s > target) & keep).sum(axis=1)
+    equal = ((s == target) & keep).sum(axis=1)
+    return 1.0 + better + equal / 2.0
+
+
+def rank_metrics(ranks: np.ndarray, ks: Sequence[int] = (1, 3, 10)) -> dict[str, float]:
+    """``mrr`` (mean reciprocal rank), ``mr`` (mean rank) and ``hits@k`` (share of ranks <= k) of 1-based ranks."""
+    r = np.asarray(ranks, dtype=np.float64)
+    if r.ndim != 1 or not len(r):
+        raise ValueError(f"rank_metrics needs a non-empty 1-D array of ranks, got shape {r.shape}")
+    out = {"mrr": float((1.0 / r).mean()), "mr": float(r.mean())}
+    for k in ks:
+        out[f"hits@{k}"] = float((r <= k).mean())
+    return out
+
+
 # ----------------------------------------------------------------------------- embedding-task metrics
 def pair_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine similarity of two ``(N, D)`` arrays, computed in float64 -> ``(N,)``."""
@@ -346,3 +394,76 @@ def kmeans_v_measure(
     else:
         km = KMeans(n_clusters=k, n_init="auto", random_state=seed)
     return v_measure(y, km.fit_predict(X))
+
+
+# ----------------------------------------------------------------------------- entity spans (NER)
+Span = tuple[str, int, int]
+
+
+def bio_entities(tags: Sequence[str]) -> list[Span]:
+    """Entity spans ``(type, first, last)`` (inclusive word indices) of one BIO tag sequence.
+
+    seqeval's default (conlleval) semantics: an entity starts at ``B-x``, or at ``I-x`` after ``O`` or after an
+    entity of another type; it ends before ``O``, before any ``B-``, and before an ``I-`` of another type. Tags
+    other than ``B-*`` / ``I-*`` count as ``O``.
+    """
+    out: list[Span] = []
+    start, kind = -1, ""
+    for i, tag in enumerate([*tags, "O"]):
+        prefix, _, this = str(tag).partition("-")
+        if prefix not in ("B", "I") or not this:
+            prefix, this = "O", ""
+        if start >= 0 and (prefix in ("O", "B") or this != kind):
+            out.append((kind, start, i - 1))
+            start = -1
+        if prefix in ("B", "I") and start < 0:
+            start, kind = i, this
+    return out
+
+
+def span_prf(gold: Sequence[set[Span]], pred: Sequence[set[Span]], by_type: bool = False) -> dict[str, float]:
+    """Micro precision / recall / F1 of exactly matching spans, sentence by sentence.
+
+    Args:
+        gold: per sentence, its gold spans ``(type, first, last)``.
+        pred: per sentence, the predicted spans.
+        by_type: also ``f1/<type>`` for every type in gold or predictions.
+
+    Returns:
+        ``precision``, ``recall``, ``f1`` (0 when undefined, as seqeval), ``gold`` and ``predicted`` span counts.
+    """
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold sentences but {len(pred)} predicted ones")
+
+    def prf(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
+        p = tp / n_pred if n_pred else 0.0
+        r = tp / n_gold if n_gold else 0.0
+        return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+    tp = sum(len(set(g) & set(p)) for g, p in zip(gold, pred))
+    n_gold = sum(len(g) for g in gold)
+    n_pred = sum(len(p) for p in pred)
+    precision, recall, f1 = prf(tp, n_pred, n_gold)
+    out = {"precision": precision, "recall": recall, "f1": f1, "gold": float(n_gold), "predicted": float(n_pred)}
+    if by_type:
+        types = sorted({s[0] for spans in (*gold, *pred) for s in spans})
+        for kind in types:
+            t = sum(len({s for s in g if s[0] == kind} & {s for s in p if s[0] == kind}) for g, p in zip(gold, pred))
+            ng = sum(1 for g in gold for s in g if s[0] == kind)
+            npred = sum(1 for p in pred for s in p if s[0] == kind)
+            out[f"f1/{kind}"] = prf(t, npred, ng)[2]
+    return out
+
+
+def tag_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], by_type: bool = False) -> dict[str, float]:
+    """Entity-level micro precision / recall / F1 of BIO tag sequences (``seqeval.metrics.f1_score`` semantics).
+
+    Raises:
+        ValueError: a sentence's predicted tags are not as many as its gold tags.
+    """
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold sentences but {len(pred)} predicted ones")
+    for i, (g, p) in enumerate(zip(gold, pred)):
+        if len(g) != len(p):
+            raise ValueError(f"sentence {i}: {len(g)} gold tags but {len(p)} predicted tags")
+    return span_prf([set(bio_entities(g)) for g in gold], [set(bio_entities(p)) for p in pred], by_type)

@@ -33,6 +33,7 @@ __all__ = [
     "PairSimilarity",
     "Perplexity",
     "Retrieval",
+    "SpanF1",
     "StepMetric",
     "grouped_retrieval",
 ]
@@ -453,3 +454,118 @@ class HeadMean(StepMetric):
         super().reset()
         for part in self._parts():
             part.reset()
+
+
+class SpanF1(StepMetric):
+    """Entity-level micro precision / recall / F1 of a token head's BIO tags (seqeval semantics), per group.
+
+    Gold spans come from the raw per-word tags of the ``tags`` meta column, so gold entities of types the head
+    cannot predict (zero-shot transfer to a new label set) count as misses instead of being dropped. A word is
+    tagged at its first sub-word token; words cut off by truncation are tagged ``O``. Only span counts are
+    accumulated (sum states), so the figures are those of the whole split on every device.
+
+    Args:
+        head: the :class:`~polymodal.heads.TokenHead`'s name.
+        tags: meta column with each sentence's per-word gold tags.
+        group: optional meta column naming each row's group (e.g. ``domain``); then ``<group>/f1`` ... too.
+        groups: the group names, in the order reported (required with ``group``).
+        average: the groups whose F1 ``avg_f1`` averages (default: all), e.g. the target domains only.
+
+    Keys: ``precision``, ``recall``, ``f1`` (micro over every sentence), with groups also ``<g>/precision``,
+    ``<g>/recall``, ``<g>/f1`` and ``avg_f1`` (the mean of the groups' F1, the cross-domain NER average).
+
+    Subclasses producing spans another way (a generative tagger) call :meth:`add`.
+    """
+
+    tp: Tensor
+    n_pred: Tensor
+    n_gold: Tensor
+    sentences: Tensor
+
+    def __init__(
+        self,
+        head: str = "tags",
+        tags: str = "tags",
+        group: str | None = None,
+        groups: Sequence[str] | None = None,
+        average: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (group is None) != (not groups):
+            raise ValueError("SpanF1: give both group (a meta column) and groups (its values), or neither")
+        self.head, self.tags, self.group = head, tags, group
+        self.groups = [str(g) for g in groups] if groups else []
+        if len(set(self.groups)) != len(self.groups):
+            raise ValueError(f"SpanF1: groups must be distinct, got {self.groups}")
+        self.average = [str(g) for g in average] if average is not None else list(self.groups)
+        if set(self.average) - set(self.groups):
+            raise ValueError(f"SpanF1: average names {sorted(set(self.average) - set(self.groups))}, not in groups")
+        n = max(len(self.groups), 1)
+        for name in ("tp", "n_pred", "n_gold", "sentences"):
+            self.add_state(name, default=torch.zeros(n, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def applies(self, step: Step) -> bool:
+        return self.tags in step.batch.meta and (self.group is None or self.group in step.batch.meta)
+
+    def _group_index(self, step: Step) -> list[int]:
+        n = len(step.batch.meta[self.tags])
+        if self.group is None:
+            return [0] * n
+        out = []
+        for i, g in enumerate(step.batch.meta[self.group]):
+            if str(g) not in self.groups:
+                rows = step.batch.rows or list(range(1, n + 1))
+                raise ValueError(f"SpanF1: row {rows[i]}: {self.group} {g!r} is not one of the groups {self.groups}")
+            out.append(self.groups.index(str(g)))
+        return out
+
+    def add(self, gold: Sequence[set], pred: Sequence[set], groups: Sequence[int]) -> None:
+        """Count one batch: per sentence its gold and predicted ``(type, first, last)`` spans and group index."""
+        for g, p, k in zip(gold, pred, groups):
+            self.tp[k] += len(set(g) & set(p))
+            self.n_pred[k] += len(p)
+            self.n_gold[k] += len(g)
+            self.sentences[k] += 1
+
+    def predicted_tags(self, step: Step) -> list[list[str]]:
+        """Per sentence, the head's tag for every word (``O`` for words without a token)."""
+        head: Any = step.system.heads[self.head]  # a TokenHead: column, labels
+        inputs = step.inputs_of(head.column)
+        best = step.head(self.head).argmax(-1).cpu()  # (B, T)
+        first, word_ids, num_words = inputs["first"].cpu(), inputs["word_ids"].cpu(), inputs["num_words"].cpu()
+        out = []
+        for i in range(best.shape[0]):
+            tags = ["O"] * int(num_words[i])
+            for t in torch.nonzero(first[i]).flatten().tolist():
+                tags[int(word_ids[i, t])] = head.labels[int(best[i, t])]
+            out.append(tags)
+        return out
+
+    def update(self, step: Step) -> None:
+        gold = [set(fn.bio_entities(list(t))) for t in step.batch.meta[self.tags]]
+        pred = [set(fn.bio_entities(t)) for t in self.predicted_tags(step)]
+        self.add(gold, pred, self._group_index(step))
+
+    def compute(self) -> dict[str, float]:
+        def prf(tp: float, n_pred: float, n_gold: float) -> tuple[float, float, float]:
+            p = tp / n_pred if n_pred else 0.0
+            r = tp / n_gold if n_gold else 0.0
+            return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+        tp, n_pred, n_gold = (x.double().cpu().numpy() for x in (self.tp, self.n_pred, self.n_gold))
+        if float(self.sentences.sum()) == 0:
+            return {}
+        p, r, f = prf(float(tp.sum()), float(n_pred.sum()), float(n_gold.sum()))
+        out = {"precision": p, "recall": r, "f1": f}
+        if self.groups:
+            f1s = []
+            for k, name in enumerate(self.groups):
+                if float(self.sentences[k]) == 0:
+                    continue
+                gp, gr, gf = prf(float(tp[k]), float(n_pred[k]), float(n_gold[k]))
+                out.update({f"{name}/precision": gp, f"{name}/recall": gr, f"{name}/f1": gf})
+                if name in self.average:
+                    f1s.append(gf)
+            out["avg_f1"] = float(np.mean(f1s)) if f1s else float("nan")
+        return out

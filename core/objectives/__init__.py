@@ -14,6 +14,15 @@ from polymodal.objectives.base import EmbeddingLoss, Objective
 from polymodal.objectives.heads import HeadLoss
 from polymodal.objectives.language import CausalLMLoss
 from polymodal.objectives.prefix_lm import PrefixLMLoss
+from polymodal.objectives.tokens import TokenClassificationLoss
 from polymodal.objectives.tower import TowerLoss
 
-__all__ = ["CausalLMLoss", "EmbeddingLoss", "HeadLoss", "Objective", "PrefixLMLoss", "TowerLoss"]
+__all__ = [
+    "CausalLMLoss",
+    "EmbeddingLoss",
+    "HeadLoss",
+    "Objective",
+    "PrefixLMLoss",
+    "TokenClassificationLoss",
+    "TowerLoss",
+]

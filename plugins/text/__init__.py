@@ -25,8 +25,9 @@ from polymodal.plugins.text.pretrained import (
     PRETRAINED_PATHS,
     from_sentence_transformers,
 )
-from polymodal.plugins.text.processor import TextProcessor, byte_tokenizer
+from polymodal.plugins.text.processor import TextProcessor, WordProcessor, byte_tokenizer
 from polymodal.plugins.text.static import BinaryParagraphVector, SenseSkipGram
+from polymodal.plugins.text.word_embeddings import WordEmbedder
 
 __all__ = [
     "BinaryParagraphVector",
@@ -36,6 +37,8 @@ __all__ = [
     "SenseSkipGram",
     "TextEncoder",
     "TextProcessor",
+    "WordEmbedder",
+    "WordProcessor",
     "byte_tokenizer",
     "from_sentence_transformers",
 ]

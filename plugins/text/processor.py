@@ -15,7 +15,7 @@ from torch import Tensor
 
 from polymodal.modality import Processor
 
-__all__ = ["TextProcessor", "byte_tokenizer"]
+__all__ = ["TextProcessor", "WordProcessor", "byte_tokenizer"]
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,95 @@ class TextProcessor(Processor):
 
     def get_config(self) -> dict[str, Any]:
         return {"max_length": self.max_length, "pad_id": self.pad_id}
+
+
+class WordProcessor(TextProcessor):
+    """Tokenise pre-split sentences (lists of words) and align every sub-word token with its word.
+
+    The input of token-level tasks (named-entity recognition): each value is a list of words; the words are
+    tokenised as they stand (``is_pretokenized``, so a word is never merged with its neighbour) and truncated to
+    ``max_length`` tokens. Besides ``input_ids`` / ``attention_mask`` the batch holds
+
+    * ``word_ids`` ``(B, T)``: the word each token belongs to, ``-1`` for special tokens and padding;
+    * ``first`` ``(B, T)``: True on the first sub-word token of each word (where a tagger reads the word);
+    * ``num_words`` ``(B,)``: words in the sentence (words cut off by truncation still count: a tagger predicts
+      ``O`` for them, so metrics never silently drop gold entities).
+
+    Args:
+        tokenizer: a ``tokenizers.Tokenizer``, or where to load one: a registered model name (``"minilm-l6"``),
+            a model folder, a ``tokenizer.json`` or ``"bytes"``.
+        max_length: longest sequence in tokens (special tokens included).
+        pad_id: padding id (default: the tokenizer's ``[PAD]``-like token).
+    """
+
+    def __init__(self, tokenizer: Any, max_length: int = 256, pad_id: int | None = None) -> None:
+        if isinstance(tokenizer, (str, Path)):
+            from polymodal.plugins.text.pretrained import PRETRAINED_PATHS
+
+            spec = str(tokenizer)
+            tokenizer = load_backend_tokenizer(PRETRAINED_PATHS[spec]() if spec in PRETRAINED_PATHS else spec)
+        super().__init__(tokenizer, max_length, pad_id)
+
+    def validate(self, value: Any) -> None:
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list of words, got {type(value).__name__} ({value!r:.40})")
+        if not value:
+            raise ValueError("empty sentence (no words)")
+        for i, word in enumerate(value):
+            if not isinstance(word, str) or not word.strip():
+                raise ValueError(f"word {i + 1} is {word!r:.30}: expected a non-empty string")
+
+    def _words(self, values: Sequence[Any]) -> list[list[str]]:
+        out = []
+        for v in values:
+            self.validate(v)
+            out.append([_SURROGATE.sub("\ufffd", w) if _has_surrogate(w) else w for w in v])
+        return out
+
+    def lengths(self, values: Sequence[Any]) -> list[int]:
+        ok = [list(v) for v in values if isinstance(v, (list, tuple)) and v]
+        counts = iter(len(e.ids) for e in self.tokenizer.encode_batch(ok, is_pretokenized=True))
+        return [next(counts) if isinstance(v, (list, tuple)) and v else 0 for v in values]
+
+    def __call__(self, values: Sequence[Any]) -> dict[str, Tensor]:
+        words = self._words(values)
+        encodings = self.tokenizer.encode_batch(words, is_pretokenized=True, add_special_tokens=True)
+        cut = sum(1 for e in encodings if e.overflowing)
+        if cut:
+            self.truncated += cut
+            if not self._warned:
+                self._warned = True
+                warnings.warn(
+                    f"{cut} of {len(encodings)} sentences were longer than max_length={self.max_length} tokens; their "
+                    "last words are cut (a tagger predicts O for them)",
+                    stacklevel=2,
+                )
+        T = max(max((len(e.ids) for e in encodings), default=0), 1)
+        ids = np.full((len(encodings), T), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), T), dtype=np.int64)
+        word_ids = np.full((len(encodings), T), -1, dtype=np.int64)
+        first = np.zeros((len(encodings), T), dtype=bool)
+        for i, e in enumerate(encodings):
+            n = len(e.ids)
+            ids[i, :n] = e.ids
+            mask[i, :n] = 1
+            previous = None
+            for t, w in enumerate(e.word_ids):
+                if w is None:
+                    continue
+                word_ids[i, t] = w
+                if w != previous:
+                    first[i, t] = True
+                previous = w
+        return {
+            "input_ids": torch.from_numpy(ids),
+            "attention_mask": torch.from_numpy(mask),
+            "word_ids": torch.from_numpy(word_ids),
+            "first": torch.from_numpy(first),
+            "num_words": torch.tensor([len(w) for w in words], dtype=torch.long),
+        }
 
 
 def _has_surrogate(text: str) -> bool:

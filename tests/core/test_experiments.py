@@ -66,3 +66,24 @@ def test_sweep_runs_fits_and_collects_one_table(tmp_path, capsys):
     # a run can be reproduced: the recorded command's model matches the table's figure
     sweep = load_sweep(path, root=str(tmp_path / "out"))
     assert format_table(sweep, records) == table
+    # one more (run, seed) later: the earlier rows stay
+    assert main(["sweep", str(path), "--root", str(tmp_path / "out"), "--only", "slow", "--seeds", "1"]) == 0
+    records = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [(r["run"], r["seed"]) for r in records] == [("fast", 0), ("fast", 1), ("slow", 1)]
+    with pytest.raises(ValueError, match=r"seeds \[7\] are not in the sweep's seeds \[0, 1\]"):
+        main(["sweep", str(path), "--root", str(tmp_path / "out"), "--seeds", "7"])
+
+
+@pytest.mark.parametrize(
+    "name, root",
+    [
+        ("recipes/matryoshka_2d/sweep.yaml", "runs/sweeps/matryoshka_2d"),
+        ("recipes/cg_vlm/sweep_cpu.yaml", "runs/sweeps/cg_vlm/sweep_cpu"),
+        ("recipes/sbert/sweep.yaml", "runs/sweeps/sbert"),  # names its own root
+    ],
+)
+def test_default_root_is_named_after_the_recipe_folder(name, root):
+    from polymodal.recipes import recipe_root
+
+    sweep = load_sweep(recipe_root() / name.removeprefix("recipes/"))
+    assert sweep.root == root

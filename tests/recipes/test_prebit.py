@@ -236,9 +236,7 @@ def test_phrasebank_split_is_stratified_and_disjoint(shared_data):
     parts = {s: Split(source=bank, part=s, **split).read() for s in ("train", "val", "test")}
     sets = {s: set(df["sentence"]) for s, df in parts.items()}
     assert not (sets["train"] & sets["test"]) and not (sets["train"] & sets["val"]) and not (sets["val"] & sets["test"])
-    # 4,838 unique sentences; core13's stratified split can drop up to one sentence per class when the per-class
-    # rounding overshoots a part's count (reported to the lead)
-    assert 4838 - 3 <= sum(len(v) for v in sets.values()) <= 4838
+    assert sum(len(v) for v in sets.values()) == 4838  # every unique sentence in exactly one part
     assert abs(int((parts["test"]["label"] == 1).sum()) - 288) <= 2  # neutral: 10 % of 2,879
 
 

@@ -1,5 +1,5 @@
 """Bad input for the pixel and glyph modalities, table-driven (issue 8; text, image, time series
-and configs are in tests/test_bad_inputs.py and the plugin tests).
+and configs are in tests/core/test_bad_inputs.py and the plugin tests).
 
 Documented handling asserted here:
 

@@ -63,7 +63,7 @@ def test_ckpt_hyper_parameters_cannot_choose_code(trained, tmp_path, monkeypatch
     marker = tmp_path / "marker"
     _payload_module(tmp_path, marker)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
     bad = _poison(trained, tmp_path / "bad.ckpt", change)
     before = set(sys.modules)
     with pytest.raises(SystemExit) as err:
@@ -115,9 +115,11 @@ def test_pickle_payload_checkpoint_is_refused(tmp_path):
 
 
 def test_check_class_paths_allows_imported_library_classes():
-    check_class_paths(
-        {"_class_path": "polymodal.presets.ContrastiveSystem", "opt": {"class_path": "torch.optim.AdamW"}}, "x.ckpt"
-    )
+    import polymodal.system  # noqa: F401  (the class a checkpoint may name must already be imported)
+
+    check_class_paths({"_class_path": "polymodal.system.System", "opt": {"class_path": "torch.optim.AdamW"}}, "x.ckpt")
+    with pytest.raises(ValueError, match="not an already-imported"):  # a preset is a factory function, not a class
+        check_class_paths({"_class_path": "polymodal.presets.ContrastiveSystem"}, "x.ckpt")
     with pytest.raises(ValueError, match="hyper_parameters.opt.class_path"):
         check_class_paths({"opt": {"class_path": "torch.optim.NoSuchThing"}}, "x.ckpt")
 
@@ -229,7 +231,7 @@ def test_huge_config_is_refused(tmp_path):
 
 
 def test_two_fits_on_one_output_folder_the_second_fails_naming_the_holder(tmp_path):
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -259,3 +261,19 @@ def test_two_fits_on_one_output_folder_the_second_fails_naming_the_holder(tmp_pa
         holder.wait()
     _fit(tmp_path)  # the kernel released the lock of the killed holder
     assert (tmp_path / "model" / "polymodal.json").is_file()
+
+
+@pytest.mark.parametrize("env", [{"LOCAL_RANK": "1"}, {"RANK": "3", "LOCAL_RANK": "0"}])
+def test_a_launched_ddp_worker_does_not_take_the_lock_its_rank_zero_holds(tmp_path, monkeypatch, env):
+    from polymodal.cli.lightning import fit_lock
+
+    with fit_lock(tmp_path):  # rank 0 holds it ...
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        with fit_lock(tmp_path):  # ... and the worker the launcher started runs beside it
+            pass
+        monkeypatch.delenv("RANK", raising=False)
+        monkeypatch.setenv("LOCAL_RANK", "0")
+        with pytest.raises(SystemExit, match="in use by another fit"):
+            with fit_lock(tmp_path):
+                pass

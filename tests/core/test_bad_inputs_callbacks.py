@@ -8,14 +8,15 @@ import pytest
 
 from polymodal.cli import main
 from polymodal.model import EmbeddingModel
+from polymodal.plugins.text.pretrained import ARCHITECTURES
 from polymodal.poolers import MeanPooler
-from tests.helpers import TINY_BERT, tiny_text_encoder
+from tests.helpers import tiny_text_encoder
 
 TINY = "recipes/sbert/tiny.yaml"
 
 
 def _export(folder: Path, **config) -> Path:
-    cfg = {**TINY_BERT, "max_position_embeddings": 128, **config}
+    cfg = {**ARCHITECTURES["test-bert"](), **config}  # what recipes/sbert/tiny.yaml's `model: test-bert` builds
     return EmbeddingModel(tiny_text_encoder(cfg), MeanPooler()).save(folder)
 
 
