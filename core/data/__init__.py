@@ -16,6 +16,7 @@ from polymodal.data.stratified import (
     stratified_split,
 )
 from polymodal.data.tables import LAYOUTS, check_columns, iter_table, read_table
+from polymodal.data.text import TextLines
 
 __all__ = [
     "LAYOUTS",
@@ -32,6 +33,7 @@ __all__ = [
     "StratifiedSampler",
     "Table",
     "TableDataModule",
+    "TextLines",
     "as_source",
     "check_columns",
     "column_name",

@@ -299,6 +299,65 @@ def mean_average_precision(relevance: Sequence[np.ndarray], scores: Sequence[np.
     return float(np.mean(aps)) if aps else float("nan")
 
 
+def hamming_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(Q, N)`` Hamming distances between packed binary codes ``(Q, bytes)`` and ``(N, bytes)`` (uint8, as
+    ``numpy.packbits`` / faiss binary indexes store them)."""
+    a, b = np.asarray(a, dtype=np.uint8), np.asarray(b, dtype=np.uint8)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"packed codes must be (Q, bytes) and (N, bytes) of equal width, got {a.shape}, {b.shape}")
+    out = np.empty((len(a), len(b)), dtype=np.int64)
+    for i in range(0, len(a), 256):  # (256, N, bytes) at a time
+        out[i : i + 256] = np.bitwise_count(a[i : i + 256, None, :] ^ b[None, :, :]).sum(-1, dtype=np.int64)
+    return out
+
+
+def group_precision_map(
+    distances: np.ndarray,
+    query_groups: np.ndarray,
+    doc_groups: np.ndarray,
+    ks: Sequence[int] = (1, 10),
+    exclude_self: bool = False,
+) -> dict[str, float]:
+    """Precision@k and MAP of a ranking by ascending distance, where a document is relevant to a query when
+    both carry the same group id (e.g. segments cut from the same source text).
+
+    Ties keep corpus order (a stable sort), so equal Hamming distances rank deterministically. With
+    ``exclude_self`` (leave-one-out over one collection: ``distances`` is ``(N, N)``) each query's own row is
+    left out of its ranking. Queries without any relevant document are skipped (their count is returned as
+    ``no_relevant``).
+
+    Returns:
+        ``p@{k}`` per cut-off, ``map`` (mean over queries of the average precision over the full ranking),
+        ``queries`` and ``no_relevant``.
+    """
+    d = np.asarray(distances, dtype=np.float64)
+    qg, dg = np.asarray(query_groups), np.asarray(doc_groups)
+    if d.shape != (len(qg), len(dg)):
+        raise ValueError(f"distances of shape {d.shape} for {len(qg)} queries and {len(dg)} documents")
+    if exclude_self:
+        if d.shape[0] != d.shape[1]:
+            raise ValueError("exclude_self needs a square (N, N) distance matrix")
+        d = d.copy()
+        np.fill_diagonal(d, np.inf)
+    order = np.argsort(d, axis=1, kind="stable")
+    if exclude_self:
+        order = order[:, :-1]  # the query itself ranks last
+    rel = dg[order] == qg[:, None]  # (Q, N') relevance in rank order
+    n_rel = rel.sum(1)
+    keep = n_rel > 0
+    rel, n_rel = rel[keep], n_rel[keep]
+    out: dict[str, float] = {}
+    for k in ks:
+        out[f"p@{k}"] = float(rel[:, :k].mean(1).mean()) if len(rel) else float("nan")
+    hits = np.cumsum(rel, axis=1)
+    precision = hits / np.arange(1, rel.shape[1] + 1)
+    ap = (precision * rel).sum(1) / n_rel
+    out["map"] = float(ap.mean()) if len(ap) else float("nan")
+    out["queries"] = float(len(rel))
+    out["no_relevant"] = float((~keep).sum())
+    return out
+
+
 def v_measure(labels_true: np.ndarray, labels_pred: np.ndarray) -> float:
     """V-measure (harmonic mean of homogeneity and completeness; scikit-learn's ``v_measure_score``)."""
     try:

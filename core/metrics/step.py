@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from polymodal.system import Step
 
 __all__ = [
+    "CodeRetrieval",
     "ElasticSimilarity",
     "HeadMean",
     "HeadMetrics",
@@ -319,6 +320,53 @@ class Retrieval(StepMetric):
         d = dim_zero_cat(self.d).cpu().numpy()
         g = dim_zero_cat(self.g).cpu().numpy().round().astype(np.int64)
         return grouped_retrieval(q, d, g, self.ks, (self.names[0], self.names[1]))
+
+
+class CodeRetrieval(StepMetric):
+    """Leave-one-out retrieval within the split by one column's embeddings: each row queries every other row,
+    ranked by Hamming distance of binary codes (``binary``: values > 0.5 are 1, as
+    :class:`~polymodal.plugins.text.static.BinaryParagraphVector` emits) or by cosine; a row is relevant when
+    it shares the query's group id (:func:`polymodal.metrics.functional.group_precision_map`).
+
+    Args:
+        column: the input column whose pooled embedding is the code.
+        group: the target holding each row's group id (e.g. the source text of a segment).
+        ks: precision cut-offs.
+        binary: rank by Hamming distance of the thresholded codes (else by cosine).
+
+    Logged keys: ``p@{k}``, ``map``.
+    """
+
+    e: list[Tensor]
+    g: list[Tensor]
+
+    def __init__(
+        self, column: str, group: str, ks: Sequence[int] = (1, 10), binary: bool = True, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.column, self.group, self.ks, self.binary = column, group, tuple(int(k) for k in ks), bool(binary)
+        self.add_state("e", default=[], dist_reduce_fx="cat")
+        self.add_state("g", default=[], dist_reduce_fx="cat")
+
+    def requires(self) -> tuple[list[str], list[str]]:
+        return [self.column], [self.group]
+
+    def update(self, step: Step) -> None:
+        self.e.append(step.embed(self.column).detach().float())
+        self.g.append(step.target(self.group).detach().double())
+
+    def compute(self) -> dict[str, float]:
+        e = dim_zero_cat(self.e).cpu().numpy()
+        if len(e) < 2:
+            return {}
+        g = dim_zero_cat(self.g).cpu().numpy().round().astype(np.int64)
+        if self.binary:
+            packed = np.packbits(e > 0.5, axis=1)
+            dist = fn.hamming_distances(packed, packed).astype(np.float64)
+        else:
+            dist = -fn.cosine_matrix(e, e)
+        out = fn.group_precision_map(dist, g, g, self.ks, exclude_self=True)
+        return {k: v for k, v in out.items() if k.startswith("p@") or k == "map"}
 
 
 class Perplexity(StepMetric):

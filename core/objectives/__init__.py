@@ -15,5 +15,14 @@ from polymodal.objectives.heads import HeadLoss
 from polymodal.objectives.language import CausalLMLoss
 from polymodal.objectives.prefix_lm import PrefixLMLoss
 from polymodal.objectives.tokens import TokenClassificationLoss
+from polymodal.objectives.tower import TowerLoss
 
-__all__ = ["CausalLMLoss", "EmbeddingLoss", "HeadLoss", "Objective", "PrefixLMLoss", "TokenClassificationLoss"]
+__all__ = [
+    "CausalLMLoss",
+    "EmbeddingLoss",
+    "HeadLoss",
+    "Objective",
+    "PrefixLMLoss",
+    "TokenClassificationLoss",
+    "TowerLoss",
+]

@@ -26,12 +26,15 @@ from polymodal.plugins.text.pretrained import (
     from_sentence_transformers,
 )
 from polymodal.plugins.text.processor import TextProcessor, WordProcessor, byte_tokenizer
+from polymodal.plugins.text.static import BinaryParagraphVector, SenseSkipGram
 from polymodal.plugins.text.word_embeddings import WordEmbedder
 
 __all__ = [
+    "BinaryParagraphVector",
     "CharGRUEncoder",
     "CharProcessor",
     "DecoderTextEncoder",
+    "SenseSkipGram",
     "TextEncoder",
     "TextProcessor",
     "WordEmbedder",
@@ -49,7 +52,7 @@ def register_modalities(register):
         Modality(
             name="text",
             description="Hugging Face encoders/decoders (local folders or configs), fast tokenizers",
-            encoders=(TextEncoder, DecoderTextEncoder, CharGRUEncoder),
+            encoders=(TextEncoder, DecoderTextEncoder, CharGRUEncoder, BinaryParagraphVector, SenseSkipGram),
             pretrained=PRETRAINED,
             models=(CrossEncoder,),
             weights=PRETRAINED_PATHS,
