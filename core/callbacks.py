@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import sys
 import threading
 import time
@@ -530,7 +531,7 @@ class ProgressLog(pl.Callback):
 #: Substrings of metric names where larger is better; everything else (loss, ppl, mse, ...) is minimised.
 _HIGHER_IS_BETTER = (
     "spearman", "pearson", "acc", "f1", "recall", "precision", "mrr", "ndcg", "map", "auc", "r2",
-    "bleu", "cider", "rouge", "meteor", "score", "kappa", "corr", "hit",
+    "bleu", "cider", "rouge", "meteor", "score", "kappa", "corr", "hit", "p@", "r@", "rsum", "measure",
 )  # fmt: skip
 
 
@@ -539,6 +540,8 @@ def higher_is_better(name: str) -> bool:
     low = name.lower()
     if any(k in low for k in ("loss", "ppl", "perplexity", "mse", "mae", "rmse", "error", "wer", "cer")):
         return False
+    if re.search(r"(^|[/_])[a-z]2[a-z]_r\d+$", low):  # grouped retrieval hit rates: c2i_r1, i2c_r10
+        return True
     return any(k in low for k in _HIGHER_IS_BETTER)
 
 

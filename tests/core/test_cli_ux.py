@@ -378,3 +378,17 @@ def test_encode_progress_is_per_batch_in_a_log(tmp_path, capsys, monkeypatch):
     assert main([*args, "--output", str(tmp_path / "e.npy"), "--batch-size", "3", "--chunk-rows", "100"]) == 0
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("polymodal: encode:")]
     assert [ln.split()[2] for ln in lines[:4]] == ["3/12", "6/12", "9/12", "12/12"]  # one line per batch of 3
+
+
+@pytest.mark.parametrize(
+    ("name", "higher"),
+    [
+        ("val/spearman", True), ("val/p@10", True), ("val/map", True), ("val/c2i_r1", True), ("val/rsum", True),
+        ("val/v_measure", True), ("val/loss", False), ("val/i2c_medr", False), ("val/pk", False),
+        ("val/windowdiff", False), ("val/ppl", False),
+    ],
+)  # fmt: skip
+def test_the_summary_knows_which_way_each_metric_improves(name, higher):
+    from polymodal.callbacks import higher_is_better
+
+    assert higher_is_better(name) is higher
