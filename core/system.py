@@ -231,8 +231,8 @@ class System(SafeCheckpointLoading, pl.LightningModule):
 
     def __init__(
         self,
-        tower: nn.Module | None = None,
-        towers: dict[str, nn.Module] | None = None,
+        tower: Encoder | nn.Module | None = None,
+        towers: dict[str, Encoder | nn.Module] | None = None,
         routes: dict[str, str] | None = None,
         pooler: Pooler | None = None,
         poolers: dict[str, Pooler] | None = None,

@@ -32,10 +32,19 @@ def test_shipped_splits(graph, sizes):
 
 @pytest.mark.slow
 def test_pykeen_baseline_runs_on_the_shipped_split():
-    pytest.importorskip("pykeen")
-    from polymodal.recipes.kg_hypercomplex.pykeen_baselines import run
+    """In a subprocess: importing pykeen registers nn.Module classes named like ours (``TextEncoder``,
+    ``InfoNCELoss``), which would make short ``class_path`` names ambiguous for later tests in this process."""
+    import json
+    import subprocess
+    import sys
 
-    res = run("nations", "TransE", seed=0, epochs=1)
+    pytest.importorskip("pykeen")
+    code = (
+        "import json; from polymodal.recipes.kg_hypercomplex.pykeen_baselines import run; "
+        "print(json.dumps(run('nations', 'TransE', seed=0, epochs=1)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
     assert 0 < res["mrr"] <= 1 and res["hits@1"] <= res["hits@10"]
 
 
