@@ -51,6 +51,11 @@ def tiny_image_folder(tmp_path_factory) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ cards
+def test_lite_keeps_a_task_of_every_type_and_drops_some():
+    assert set(LITE_TASKS) < set(TASKS)
+    assert {TASKS[t].card.type for t in LITE_TASKS} == {t.card.type for t in TASKS.values()}
+
+
 def test_every_task_has_a_complete_card():
     assert set(LITE_TASKS) <= set(TASKS)
     assert {t.card.type for t in TASKS.values()} == set(TASK_TYPES)
