@@ -110,29 +110,28 @@ class Encoder(nn.Module, abc.ABC):
         raise NotImplementedError(f"{type(self).__name__} does not expose layers; it cannot be truncated")
 
 
-#: Encoder classes of shipped recipes that exported model folders name. Recipes are not plugins,
-#: so their classes are listed here (our own installed package: importing them runs only our code).
-RECIPE_ENCODERS: tuple[str, ...] = (
-    "polymodal.recipes.grounded_sentence.encoders.CharGRUEncoder",
-    "polymodal.recipes.grounded_sentence.encoders.ImageProjection",
-)
+#: Saved encoder names of classes that moved (model folders exported before the move keep loading): the
+#: old name is read as the new one, which must itself be registered (by its plugin). Data, not imports.
+MOVED_ENCODERS: dict[str, str] = {
+    "polymodal.recipes.grounded_sentence.encoders.CharGRUEncoder": "polymodal.plugins.text.char.CharGRUEncoder",
+    "polymodal.recipes.grounded_sentence.encoders.ImageProjection": (
+        "polymodal.plugins.image.projection.ImageProjection"
+    ),
+}
 
 
 def encoder_class(path: str, *, where: str = "", field: str = "encoder.class") -> type[Encoder]:
     """The registered encoder class a saved name refers to (``"module.Class"`` or ``"module:Class"``).
 
-    Resolved only against :mod:`polymodal.registry` (core classes, loaded plugins' encoders, and
-    :data:`RECIPE_ENCODERS`); a name that is not registered is a one-line ``ValueError`` naming
-    ``where`` and ``field``. No module named by a file is ever imported.
+    Resolved only against :mod:`polymodal.registry` (core classes and loaded plugins' encoders; names of
+    classes that moved are read through :data:`MOVED_ENCODERS`); a name that is not registered is a one-line
+    ``ValueError`` naming ``where`` and ``field``. No module named by a file is ever imported.
     """
-    from polymodal.registry import register_class, registered_classes, resolve_class
+    from polymodal.registry import resolve_class
 
     name = path.replace(":", ".") if isinstance(path, str) else path
-    if isinstance(name, str) and name in RECIPE_ENCODERS and name not in registered_classes("encoder"):
-        import importlib
-
-        module, _, attr = name.rpartition(".")
-        register_class(getattr(importlib.import_module(module), attr), "encoder")
+    if isinstance(name, str):
+        name = MOVED_ENCODERS.get(name, name)
     return resolve_class(name, "encoder", field=field, base=Encoder, where=where)
 
 

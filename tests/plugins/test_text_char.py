@@ -85,3 +85,17 @@ def test_char_encoder_is_registered_in_the_text_modality():
     from polymodal.registry import registered_classes
 
     assert "polymodal.plugins.text.char.CharGRUEncoder" in registered_classes("encoder")
+
+
+def test_a_folder_naming_the_class_before_it_moved_still_loads(tmp_path):
+    """Folders exported while the encoder lived in recipes/grounded_sentence name its old path."""
+    import json
+
+    model = EmbeddingModel(_tiny_encoder(), ClsPooler(use_pooled=True), normalize=True)
+    folder = model.save(tmp_path / "m")
+    config = json.loads((folder / "polymodal.json").read_text())
+    config["encoder"]["class"] = "polymodal.recipes.grounded_sentence.encoders.CharGRUEncoder"
+    (folder / "polymodal.json").write_text(json.dumps(config))
+    loaded = polymodal.load(folder)
+    assert isinstance(loaded.encoder, CharGRUEncoder)
+    np.testing.assert_array_equal(loaded.encode(["a dog"]), model.encode(["a dog"]))
