@@ -9,7 +9,7 @@ import re
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +194,17 @@ def reduce_parse_error(message: str, configs: list[Path]) -> str:
     cls = f" ({classes[-1].rsplit('.', 1)[-1]})" if classes else ""
     head = f"{key}{cls}: " if key else ""
     return f"{head}{leaf}{hint}" + (f"  [{where}]" if where else "")
+
+
+def run_script(main: Callable[[list[str] | None], Any], prog: str, argv: list[str] | None = None) -> None:
+    """Run a recipe's ``python -m`` command: bad input exits with one line ``<prog>: error: ...`` (the innermost
+    cause, as :func:`describe_exception` words it); ``POLYMODAL_TRACEBACK=1`` re-raises for the traceback."""
+    try:
+        main(argv)
+    except (ValueError, KeyError, FileNotFoundError, ImportError, OSError) as exc:
+        if os.environ.get("POLYMODAL_TRACEBACK"):
+            raise
+        sys.exit(f"{prog}: error: {describe_exception(exc, [])}")
 
 
 def describe_exception(exc: BaseException, configs: list[Path]) -> str:

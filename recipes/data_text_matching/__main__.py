@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 
-from polymodal.cli.lightning import describe_exception
+from polymodal.cli.lightning import run_script
 from polymodal.plugins.graph import write_graph
 from polymodal.recipes.data_text_matching.matching import baselines, build_graph, prepare_febrl, read_corpora
 
@@ -56,12 +54,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def cli(argv: list[str] | None = None) -> None:
     """:func:`main` for the command line: bad input exits with one line (``POLYMODAL_TRACEBACK=1``: the traceback)."""
-    try:
-        main(argv)
-    except (ValueError, KeyError, FileNotFoundError, ImportError, OSError) as exc:
-        if os.environ.get("POLYMODAL_TRACEBACK"):
-            raise
-        sys.exit(f"python -m polymodal.recipes.data_text_matching: error: {describe_exception(exc, [])}")
+    run_script(main, "python -m polymodal.recipes.data_text_matching", argv)
 
 
 if __name__ == "__main__":

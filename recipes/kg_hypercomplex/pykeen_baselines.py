@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-from polymodal.cli.lightning import describe_exception
+from polymodal.cli.lightning import run_script
 from polymodal.io import atomic_path, resolve_path
 
 MODELS = {"TransE": {}, "RotatE": {}, "QuatE": {}}
@@ -104,12 +102,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def cli(argv: list[str] | None = None) -> None:
     """:func:`main` for the command line: bad input exits with one line (``POLYMODAL_TRACEBACK=1``: the traceback)."""
-    try:
-        main(argv)
-    except (ValueError, KeyError, FileNotFoundError, ImportError, OSError) as exc:
-        if os.environ.get("POLYMODAL_TRACEBACK"):
-            raise
-        sys.exit(f"python -m polymodal.recipes.kg_hypercomplex.pykeen_baselines: error: {describe_exception(exc, [])}")
+    run_script(main, "python -m polymodal.recipes.kg_hypercomplex.pykeen_baselines", argv)
 
 
 if __name__ == "__main__":

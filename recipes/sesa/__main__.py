@@ -11,10 +11,8 @@ validation or test caption shapes the vocabulary.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
-from polymodal.cli.lightning import describe_exception
+from polymodal.cli.lightning import run_script
 from polymodal.data.sources import Split
 from polymodal.recipes.sesa.model import derive_concepts, write_concepts
 
@@ -65,12 +63,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def cli(argv: list[str] | None = None) -> None:
     """:func:`main` for the command line: bad input exits with one line (``POLYMODAL_TRACEBACK=1``: the traceback)."""
-    try:
-        main(argv)
-    except (ValueError, KeyError, FileNotFoundError, ImportError, OSError) as exc:
-        if os.environ.get("POLYMODAL_TRACEBACK"):
-            raise
-        sys.exit(f"python -m polymodal.recipes.sesa: error: {describe_exception(exc, [])}")
+    run_script(main, "python -m polymodal.recipes.sesa", argv)
 
 
 if __name__ == "__main__":
