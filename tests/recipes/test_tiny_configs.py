@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -58,9 +59,11 @@ def test_every_sweep_file_loads_and_names_shipped_configs(path):
             assert (repo / cfg).is_file() or (recipe_root() / cfg.removeprefix("recipes/")).is_file(), (path, cfg)
 
 
-def test_every_overlay_is_used_by_a_sweep():
+def test_every_overlay_is_used_by_a_sweep_or_a_test():
     from polymodal.experiments import load_sweep
 
     named = {c for p in SWEEPS for run in load_sweep(p).runs for c in run.configs}
+    tests_text = "\n".join(p.read_text() for p in Path(__file__).resolve().parents[1].rglob("test_*.py"))
     for overlay in recipe_root().glob("*/overlays/*.yaml"):
-        assert f"recipes/{overlay.parent.parent.name}/overlays/{overlay.name}" in named, overlay
+        shipped = f"recipes/{overlay.parent.parent.name}/overlays/{overlay.name}"
+        assert shipped in named or f'"{overlay.stem}"' in tests_text, overlay
