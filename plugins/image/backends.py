@@ -151,6 +151,10 @@ def _runners(encoder: Any, name: str, streams: int, cache_dir: Any) -> tuple[lis
         out = []
         for _ in range(streams):
             request = compiled.create_infer_request()
+            # Touch a numpy view once here, on the calling thread: pybind11 initialises its numpy API lazily
+            # under std::call_once, and two stream threads doing that first at once deadlock with the GIL
+            # (seen as a hung test: both threads parked in data_dispatcher's `tensor.data[:] = ...`).
+            _ = request.get_input_tensor(0).data
 
             def run(x: np.ndarray, request: Any = request) -> np.ndarray:
                 request.infer({"pixel_values": x})

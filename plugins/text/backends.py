@@ -298,6 +298,9 @@ def _openvino_runners(path: Path, streams: int, threads: int) -> tuple[list[Runn
     runners = []
     for _ in range(streams):
         request = compiled.create_infer_request()
+        # first numpy view on the calling thread, not concurrently in the stream threads (pybind11's lazy numpy
+        # API init under std::call_once deadlocks with the GIL when two threads race; see plugins/image/backends.py)
+        _ = request.get_input_tensor(0).data
 
         def run(ids: np.ndarray, mask: np.ndarray, request: Any = request) -> np.ndarray:
             request.infer({"input_ids": ids, "attention_mask": mask})
