@@ -158,8 +158,10 @@ class TableDataModule(pl.LightningDataModule):
             validation).
         target: target column(s); several give several named targets (multi-task).
         eval_target: the column read for the target in val/test when it differs (a student trained on teacher
-            scores, validated on gold scores; or NLI triplets without a target, validated on STS scores). It
-            keeps the training target's name, so objectives and metrics that name the target see it.
+            scores, validated on gold scores; or NLI triplets without a target, validated on STS scores). With one
+            training target it keeps that target's name, so objectives and metrics that name the target see it;
+            with several (teacher scores per candidate) it is the val/test split's only target, under its own
+            name, and the training objectives that need the training targets skip validation.
         meta: columns passed through unprocessed (ids, file names, reference texts).
         classes: target column -> its class names in index order, for categorical labels written as text
             (``{label: [entailment, neutral, contradiction]}``); a value not in the list is a bad value.
@@ -230,8 +232,6 @@ class TableDataModule(pl.LightningDataModule):
         if stratify_mode not in ("stratified", "balanced"):
             raise ValueError(f"stratify_mode must be 'stratified' or 'balanced', got {stratify_mode!r}")
         targets = [] if target is None else [target] if isinstance(target, str) else list(target)
-        if eval_target is not None and len(targets) > 1:
-            raise ValueError("eval_target replaces a single target; with several targets name them in target")
         extra = dict(sources or {})
         unknown = sorted(set(extra) - {"train", "val", "test", "predict"})
         if unknown:
@@ -339,7 +339,7 @@ class TableDataModule(pl.LightningDataModule):
         targets: dict[str, list[float]] = {}
         for j, col in enumerate(target_cols):
             if split in ("val", "test") and self.eval_target:
-                key = self.targets[0] if self.targets else self.eval_target
+                key = self.targets[0] if len(self.targets) == 1 else self.eval_target
             else:
                 key = self.targets[j]
             out = []

@@ -151,3 +151,34 @@ def test_stratified_training_batches_for_a_continuous_target(tmp_path):
     dm.set_processors([GlyphProcessor(CodepointTokenizer())])
     with pytest.raises(ValueError, match="needs exactly one target column"):
         dm.train_dataloader()
+
+
+@pytest.mark.parametrize(
+    ("train_target", "val_targets"),
+    [
+        ("t1", ["t1"]),  # one training target: val's gold column keeps the training target's name
+        (["t1", "t2"], ["score"]),  # several (teacher scores per candidate): val's only target, under its own name
+    ],
+)
+def test_eval_target_reads_the_gold_column_in_val(tmp_path, train_target, val_targets):
+    import pandas as pd
+
+    pd.DataFrame({"a": ["x", "y"], "b": ["u", "v"], "t1": [0.1, 0.2], "t2": [0.3, 0.4]}).to_csv(tmp_path / "tr.csv")
+    pd.DataFrame({"s1": ["x", "y"], "s2": ["u", "v"], "score": [1.0, 4.0]}).to_csv(tmp_path / "va.csv")
+    dm = TableDataModule(
+        train=str(tmp_path / "tr.csv"),
+        val=str(tmp_path / "va.csv"),
+        inputs=["a", "b"],
+        eval_inputs=["s1", "s2"],
+        target=train_target,
+        eval_target="score",
+        batch_size=2,
+    )
+    proc = TextProcessor(byte_tokenizer(), 16)
+    dm.set_processors({c: proc for c in ("a", "b", "s1", "s2")})
+    dm.setup("fit")
+    assert sorted(next(iter(dm.train_dataloader())).targets) == sorted(
+        [train_target] if isinstance(train_target, str) else train_target
+    )
+    val = next(iter(dm.val_dataloader()))
+    assert list(val.targets) == val_targets and val.targets[val_targets[0]].tolist() == [1.0, 4.0]

@@ -260,4 +260,6 @@ def test_soft_overlay_trains_on_teacher_soft_labels(tmp_path, tiny_teacher):
     assert cli.trainer.global_step == 2 and math.isfinite(float(cli.trainer.callback_metrics["train/loss"]))
     lora_b = [p for n, p in cli.model.towers["shared"].named_parameters() if "lora_B" in n]
     assert any(float(p.abs().sum()) > 0 for p in lora_b)  # the adapters moved
+    spearman = cli.trainer.callback_metrics.get("val/spearman")  # validated on the STS pairs, gold score
+    assert spearman is not None and math.isfinite(float(spearman))
     assert (tmp_path / "model").is_dir()
