@@ -6,26 +6,11 @@ import time
 
 import pytorch_lightning as pl
 
-TINY_BERT = {
-    "model_type": "bert",
-    "vocab_size": 261,
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "max_position_embeddings": 64,
-}
+from polymodal.plugins.text.pretrained import ARCHITECTURES
 
-TINY_LLAMA = {
-    "model_type": "llama",
-    "vocab_size": 261,
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "num_key_value_heads": 1,
-    "intermediate_size": 64,
-    "max_position_embeddings": 64,
-}
+# The registered test architectures (``model: test-bert`` / ``test-llama`` in the tiny YAMLs), with 64 positions.
+TINY_BERT = ARCHITECTURES["test-bert"](max_position_embeddings=64)
+TINY_LLAMA = ARCHITECTURES["test-llama"](max_position_embeddings=64)
 
 
 def tiny_text_encoder(config: dict | None = None, **kwargs):

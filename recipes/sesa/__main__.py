@@ -11,6 +11,7 @@ validation or test caption shapes the vocabulary.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from polymodal.cli.lightning import run_script
 from polymodal.data.sources import Split
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     header = (
         f"SESA concepts: the {len(concepts)} most frequent content words (document frequency) of the captions of the\n"
         f"{df['image'].nunique()} training images of {args.captions} (hash split {args.sizes} by image)\n"
-        "python -m polymodal.recipes.sesa " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+        "python -m polymodal.recipes.sesa " + " ".join(argv if argv is not None else sys.argv[1:])
     )
     write_concepts(concepts, args.out, header)
     print(f"{len(concepts)} concepts -> {args.out}: {', '.join(concepts[:20])}, ...")

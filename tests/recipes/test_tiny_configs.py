@@ -59,11 +59,14 @@ def test_every_sweep_file_loads_and_names_shipped_configs(path):
             assert (repo / cfg).is_file() or (recipe_root() / cfg.removeprefix("recipes/")).is_file(), (path, cfg)
 
 
-def test_every_overlay_is_used_by_a_sweep_or_a_test():
+def test_every_overlay_is_used_by_a_sweep_or_its_recipe_tests():
     from polymodal.experiments import load_sweep
 
     named = {c for p in SWEEPS for run in load_sweep(p).runs for c in run.configs}
-    tests_text = "\n".join(p.read_text() for p in Path(__file__).resolve().parents[1].rglob("test_*.py"))
+    tests = Path(__file__).resolve().parent
     for overlay in recipe_root().glob("*/overlays/*.yaml"):
-        shipped = f"recipes/{overlay.parent.parent.name}/overlays/{overlay.name}"
-        assert shipped in named or f'"{overlay.stem}"' in tests_text, overlay
+        recipe = overlay.parent.parent.name
+        shipped = f"recipes/{recipe}/overlays/{overlay.name}"
+        own_tests = tests / f"test_{recipe}.py"
+        fitted = own_tests.is_file() and f'"{overlay.stem}"' in own_tests.read_text()
+        assert shipped in named or fitted, f"{shipped}: used by no sweep and not fitted by {own_tests.name}"
