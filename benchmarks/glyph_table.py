@@ -7,7 +7,12 @@ once per process, as in any real use); cached = the same call again (read from d
 same Unifont glyphs (no classification, no table):
 
 * ``ImageDraw.text`` per glyph: one 16x16 image, one ``text`` call and one ``np.asarray`` per codepoint;
-* lean ``font.getmask2`` per glyph: FreeType's bitmap of each glyph copied into its cell, no image.
+* lean ``font.getmask2`` per glyph: FreeType's bitmap of each glyph copied into its cell, no image;
+* when GNU Unifont's bitmap file is installed (``apt-get install unifont``; ours then reads it instead of
+  rasterising, see ``GlyphRasterizer(bitmaps=True)``): a per-line parse of ``unifont.hex``
+  (``bytes.fromhex`` + ``np.unpackbits``), timed against our vectorised ``read_hex_font`` alone
+  (parse-only, like for like), since the full table build does more (treatment rules, hex boxes, marks,
+  scaling, the cache write).
 
 All sides run ``--repeats`` times in alternation in one process, one thread (PIL and FreeType are
 single-threaded here); min / median and the load average are printed. Our cells are compared with the
@@ -43,7 +48,15 @@ def main() -> None:
     font = ImageFont.truetype(font_path, 16, layout_engine=ImageFont.Layout.BASIC)
     ascent, _ = font.getmetrics()
 
+    from polymodal.plugins.glyph import table as glyph_table
+    from polymodal.plugins.pixel import fonts
+
+    hex_path = fonts.resolve_hex_font()
+
     def ours_cold() -> np.ndarray:
+        # the bitmap file, its mark offsets and the treatment table are read again, as in a new process
+        for cached in (fonts.read_hex_font, fonts.read_combining_offsets, glyph_table._bmp_treatments):
+            cached.cache_clear()
         with tempfile.TemporaryDirectory() as cache:
             return build_glyph_table(tok, cache=cache)
 
@@ -67,7 +80,28 @@ def main() -> None:
                 out[i, ys, xs] = bitmap[ys.start - top : ys.stop - top, xs.start - left : xs.stop - left]
         return out
 
+    def ours_parse() -> np.ndarray:
+        assert hex_path is not None
+        codepoints, cells, _ = fonts.read_hex_font.__wrapped__(str(hex_path))
+        return cells[np.searchsorted(codepoints, cps)]
+
+    def peer_hex() -> np.ndarray:
+        assert hex_path is not None
+        out = np.zeros((len(cps), 16, 16), dtype=np.uint8)
+        position = {cp: i for i, cp in enumerate(cps)}
+        with open(hex_path, encoding="ascii") as fh:
+            for line in fh:
+                code, bits = line.rstrip("\n").split(":")
+                i = position.get(int(code, 16))
+                if i is not None:
+                    w = len(bits) // 4
+                    out[i, :, :w] = np.unpackbits(np.frombuffer(bytes.fromhex(bits), np.uint8)).reshape(16, w) * 255
+        return out
+
     sides = {"ours cold": ours_cold, "ImageDraw.text per glyph": peer_draw, "getmask2 per glyph": peer_lean}
+    if hex_path is not None:
+        sides |= {"ours hex parse": ours_parse, "hex per line": peer_hex}
+    print(f"bitmap file: {hex_path or 'not installed (ours rasterises with FreeType)'}")
     times: dict[str, list[float]] = {k: [] for k in sides}
     results = {}
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -95,6 +129,10 @@ def main() -> None:
         print(f"{name:26s} min {min(ts):7.2f} s  median {statistics.median(ts):7.2f} s")
     print(f"ours cached : {min(warm):.3f} s  (goal < 0.2 s)")
     best = {k: min(v) for k, v in times.items()}
+    if hex_path is not None:
+        parse_same = np.array_equal(results["ours hex parse"], results["hex per line"])
+        print(f"hex parse equal to the per-line parse: {parse_same}")
+        print(f"ratio hex parse: {best['hex per line'] / best['ours hex parse']:.2f} (parse only)")
     print(f"ratio ImageDraw: {best['ImageDraw.text per glyph'] / best['ours cold']:.2f} (goal >= 5)")
     print(f"ratio: {best['getmask2 per glyph'] / best['ours cold']:.2f}")
 

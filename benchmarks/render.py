@@ -5,8 +5,8 @@ with the same font (Unifont if installed, else DejaVu Sans) on ONE core, and bot
 numpy array. The peer is the plain Pillow way: a new image per sentence (as narrow as the text allows),
 ``ImageDraw.text``, ``np.asarray``. Ours runs as the data pipeline does (``render_batch`` over batches of 64, which
 also builds patches, the black end patch and the mask); the per-sentence ``render`` figure and
-the cold first pass (empty atlas) are printed too. Before timing, the outputs are compared
-pixel by pixel on every sentence.
+the cold first pass (empty atlas) are printed too. Repeats alternate between the sides (min of
+each). Before timing, the outputs are compared pixel by pixel on every sentence.
 
     python benchmarks/render.py [--data PATH] [--repeats 3]
 
@@ -89,9 +89,13 @@ def main() -> None:
     print(f"font: {Path(font_path).name}; sentences: {len(texts)}; mean length {np.mean([len(t) for t in texts]):.1f}")
     print(f"pixel-exact: {len(texts) - differing}/{len(texts)} sentences identical to ImageDraw.text")
 
-    t_peer = best_of(peer, args.repeats)
-    t_batch = best_of(ours_batched, args.repeats)
-    t_single = best_of(ours_single, args.repeats)
+    # alternated repeats (peer, batched, single, peer, ...): load swings hit every side alike; min per side
+    times: dict[str, list[float]] = {"peer": [], "batch": [], "single": []}
+    for _ in range(args.repeats):
+        for name, fn in (("peer", peer), ("batch", ours_batched), ("single", ours_single)):
+            times[name].append(best_of(fn, 1))
+    t_peer, t_batch, t_single = (min(times[k]) for k in ("peer", "batch", "single"))
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; repeats: {args.repeats} (alternated)")
     n = len(texts)
     print(f"ImageDraw.text per sentence : {n / t_peer:10.0f} sentences/s")
     print(f"ours, render() per sentence : {n / t_single:10.0f} sentences/s ({t_peer / t_single:.1f}x)")

@@ -15,7 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FONT_DIRS", "advances", "coverage", "font_sha256", "glyph_ids", "hex_box", "resolve_font"]
+__all__ = [
+    "FONT_DIRS",
+    "HEX_FONT_DIRS",
+    "advances",
+    "coverage",
+    "font_sha256",
+    "glyph_ids",
+    "hex_box",
+    "read_combining_offsets",
+    "read_hex_font",
+    "resolve_font",
+    "resolve_hex_font",
+]
 
 #: Where short font names are looked up (first hit wins); ``POLYMODAL_FONT_PATH`` (os.pathsep
 #: separated) is searched first.
@@ -30,6 +42,11 @@ FONT_DIRS = (
     "/Library/Fonts",
     "C:/Windows/Fonts",
 )
+
+#: Where :func:`resolve_hex_font` looks for GNU Unifont's own bitmap distribution (``unifont.hex``,
+#: Debian package ``unifont``), after ``POLYMODAL_FONT_PATH``.
+NO_OFFSET = 1  # :func:`read_combining_offsets` for a codepoint that is not a zero-advance mark
+HEX_FONT_DIRS = ("/usr/share/unifont", "/usr/local/share/unifont", "~/.local/share/unifont")
 
 #: Short names -> file names.
 FONT_NAMES = {
@@ -82,6 +99,110 @@ def font_sha256(path: str) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def resolve_hex_font(name: str = "unifont.hex") -> Path | None:
+    """GNU Unifont's ``.hex`` bitmap file (``apt-get install unifont``), or None when not installed."""
+    extra = [p for p in os.environ.get("POLYMODAL_FONT_PATH", "").split(os.pathsep) if p]
+    for directory in (*extra, *HEX_FONT_DIRS):
+        candidate = Path(directory).expanduser() / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+_NIBBLE = np.full(256, 255, dtype=np.uint8)
+for _i, _c in enumerate(b"0123456789ABCDEF"):
+    _NIBBLE[_c] = _i
+for _i, _c in enumerate(b"abcdef"):
+    _NIBBLE[_c] = 10 + _i
+
+
+@functools.lru_cache(maxsize=4)
+def read_hex_font(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All glyphs of a GNU Unifont ``.hex`` file, parsed in a few vectorised NumPy passes.
+
+    Each line is ``CODEPOINT:BITMAP``: 4-6 hex digits, a colon, then 32 hex digits (an 8x16 glyph)
+    or 64 (16x16), rows top to bottom, most significant bit leftmost.
+
+    Returns:
+        ``(codepoints (N,) int64, cells (N, 16, 16) uint8 ink in {0, 255}, widths (N,) int64 of 8 or 16)``.
+
+    Raises:
+        ValueError: ``<path>:<line>: ...`` for the first malformed line.
+    """
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
+        raise ValueError(f"{path}: empty hex font")
+    data = data[data != 13]  # tolerate CRLF line ends
+    if data[-1] != 10:
+        data = np.append(data, np.uint8(10))
+    ends = np.flatnonzero(data == 10)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    colons = np.flatnonzero(data == 58)
+    nib = _NIBBLE[data]
+    # each line must have exactly one colon, after 4-6 hex digits, followed by 32 or 64 hex digits
+    line_of_colon = np.searchsorted(ends, colons)
+    per_line = np.bincount(line_of_colon, minlength=len(ends))
+    first_colon = np.full(len(ends), -1, dtype=np.int64)
+    first_colon[line_of_colon[::-1]] = colons[::-1]
+    hex_count = np.add.reduceat((nib != 255).astype(np.int64), starts)
+    filled = ends > starts  # blank lines are skipped
+    lines = np.flatnonzero(filled)  # 0-based line numbers, for errors
+    starts, ends, first_colon, per_line, hex_count = (
+        a[filled] for a in (starts, ends, first_colon, per_line, hex_count)
+    )
+    cp_len = first_colon - starts
+    glyph_len = ends - first_colon - 1
+    ok = (per_line == 1) & (cp_len >= 4) & (cp_len <= 6) & ((glyph_len == 32) | (glyph_len == 64))
+    ok &= hex_count == cp_len + glyph_len
+    if not ok.all():
+        line = int(lines[np.flatnonzero(~ok)[0]])
+        raise ValueError(f"{path}:{line + 1}: expected 'CODEPOINT:BITMAP' (4-6 hex digits, ':', 32 or 64 hex digits)")
+    codepoints = np.zeros(len(starts), dtype=np.int64)
+    for k in range(6):
+        has = cp_len > k
+        digit = nib[np.minimum(starts + k, len(data) - 1)].astype(np.int64)
+        codepoints = np.where(has, codepoints * 16 + digit, codepoints)
+    cells = np.zeros((len(starts), 16, 16), dtype=np.uint8)
+    for length, width in ((32, 8), (64, 16)):
+        rows = np.flatnonzero(glyph_len == length)
+        digits = nib[(first_colon[rows] + 1)[:, None] + np.arange(length)[None, :]]  # (n, length)
+        packed = (digits[:, 0::2] << 4) | digits[:, 1::2]  # (n, length / 2) bytes
+        cells[rows, :, :width] = np.unpackbits(packed, axis=1).reshape(len(rows), 16, width) * np.uint8(255)
+    widths = np.where(glyph_len == 32, 8, 16).astype(np.int64)
+    return codepoints, cells, widths
+
+
+@functools.lru_cache(maxsize=4)
+def read_combining_offsets(path: str) -> np.ndarray:
+    """Unifont's ``plane00-combining.txt``: the x offset (pixels, <= 0) at which each combining mark of
+    the ``.hex`` file is drawn relative to the pen, for the marks that take no advance.
+
+    Returns:
+        ``(0x10000,)`` int16: the offset, or ``NO_OFFSET`` (a spacing glyph) for codepoints not listed.
+
+    Raises:
+        ValueError: ``<path>:<line>: ...`` for the first malformed line.
+    """
+    out = np.full(0x10000, NO_OFFSET, dtype=np.int16)
+    with open(path, encoding="ascii", errors="replace") as fh:
+        for number, line in enumerate(fh, 1):
+            text = line.strip()
+            if not text:
+                continue
+            cp, sep, offset = text.partition(":")
+            try:
+                if not sep or len(cp) not in (4, 5, 6):
+                    raise ValueError
+                value, shift = int(cp, 16), int(offset)
+            except ValueError:
+                raise ValueError(
+                    f"{path}:{number}: expected 'CODEPOINT:OFFSET' (hex codepoint, integer pixels)"
+                ) from None
+            if value <= 0xFFFF and -64 <= shift <= 0:
+                out[value] = shift
+    return out
 
 
 def _tables(data: bytes, path: str) -> dict[bytes, int]:

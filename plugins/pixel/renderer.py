@@ -322,9 +322,12 @@ class TextRenderer:
         ink = np.zeros((B, T * P, H), dtype=np.uint8)  # column-major strips
         total = int(width.sum())
         if total:
-            rep = np.repeat(np.arange(len(gids)), width)
-            within = np.arange(total) - np.repeat(np.cumsum(width) - width, width)
-            ink[tid[rep], pos[rep] + within] = self._cols[self._start_arr[gids][rep] + within]
+            # one 16-byte item per pixel column (a void view), flat indices: a single gather/scatter pass
+            column = np.dtype((np.void, H))
+            step = np.arange(total) - np.repeat(np.cumsum(width) - width, width)  # column within its glyph
+            src = np.repeat(self._start_arr[gids], width) + step
+            dst = np.repeat(tid * (T * P) + pos, width) + step
+            ink.reshape(B * T * P, H).view(column)[dst, 0] = self._cols[: self._n_cols].view(column)[src, 0]
         over = np.flatnonzero(self._has_overhang[gids]) if len(gids) else np.zeros(0, dtype=np.int64)
         for k in over.tolist():
             for dx, piece in self._overhang[int(gids[k])]:
@@ -333,8 +336,7 @@ class TextRenderer:
                 if lo < hi:
                     dst = ink[tid[k], lo:hi]
                     np.maximum(dst, piece[:, lo - x0 : hi - x0].T, out=dst)
-        for b in range(B):  # the black end-of-sequence patch
-            ink[b, n_text[b] * P : (n_text[b] + 1) * P] = 255
+        ink.reshape(B, T, P, H)[np.arange(B), n_text] = 255  # the black end-of-sequence patch
         return RenderedBatch(ink=ink, num_patches=num_patches, truncated=truncated, patch_size=P)
 
     def render(self, text: str) -> np.ndarray:

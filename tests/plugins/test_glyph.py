@@ -18,7 +18,7 @@ from polymodal.plugins.glyph import (
     treatment,
 )
 from polymodal.plugins.glyph.table import byte_box
-from polymodal.plugins.pixel.fonts import hex_box, resolve_font
+from polymodal.plugins.pixel.fonts import hex_box, resolve_font, resolve_hex_font
 
 HAS_UNIFONT = resolve_font("unifont", required=False) is not None
 FONT = "unifont" if HAS_UNIFONT else "dejavu"
@@ -225,3 +225,101 @@ def test_glyph_encoder_modality_roundtrip(tmp_path):
     with pytest.warns(UserWarning, match="max_length=4"):
         out = bare.processor(["a longer text"])
     assert out["input_ids"].shape == (1, 4)
+
+
+# --- GNU Unifont's bitmap file (unifont.hex) as the fast path -------------------------------------
+
+HEX_GLYPH_A = "0041:0000000018242442427E424242420000"  # U+0041 as in unifont.hex (8 x 16)
+
+
+def _write(path, text):
+    path.write_bytes(text.encode())
+    return str(path)
+
+
+def test_hex_font_parses_narrow_wide_and_astral_glyphs(tmp_path):
+    from polymodal.plugins.pixel.fonts import read_hex_font
+
+    wide = "4E00:" + "0" * 28 + "FFFF" + "0" * 32  # row 7 (4 hex digits per row) fully inked, 16 px wide
+    text = f"{HEX_GLYPH_A}\r\n\n{wide}\n01F600:{'F' * 64}"  # CRLF, a blank line, no final newline
+    cps, cells, widths = read_hex_font.__wrapped__(_write(tmp_path / "u.hex", text))
+    assert cps.tolist() == [0x41, 0x4E00, 0x1F600] and widths.tolist() == [8, 16, 16]
+    assert cells.shape == (3, 16, 16) and set(np.unique(cells).tolist()) <= {0, 255}
+    assert cells[0, 4].tolist() == [0, 0, 0, 255, 255, 0, 0, 0] + [0] * 8  # 0x18 = ...##...
+    assert not cells[0, :, 8:].any()  # narrow glyphs are blank past their width
+    assert cells[1, 7].all() and cells[1].sum() == 16 * 255 and cells[2].all()
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (f"{HEX_GLYPH_A}\n0042:00FF\n", 2),  # bitmap of the wrong length
+        (f"{HEX_GLYPH_A}\n0042 {'0' * 32}\n", 2),  # no colon
+        (f"{HEX_GLYPH_A}\n00G2:{'0' * 32}\n", 2),  # not hex in the codepoint
+        (f"{HEX_GLYPH_A}\n0042:{'0' * 31}Z\n", 2),  # not hex in the bitmap
+        (f"\n\n41:{'0' * 32}\n", 3),  # codepoint too short; blank lines still counted
+        (f"0041:{'0' * 16}:{'0' * 15}\n", 1),  # two colons
+    ],
+)
+def test_bad_hex_font_line_is_one_error_naming_file_and_line(tmp_path, text, line):
+    from polymodal.plugins.pixel.fonts import read_hex_font
+
+    path = _write(tmp_path / "bad.hex", text)
+    with pytest.raises(ValueError) as err:
+        read_hex_font.__wrapped__(path)
+    assert str(err.value).startswith(f"{path}:{line}: expected 'CODEPOINT:BITMAP'") and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("text", "line"), [("0300:-8\n0301\n", 2), ("0300:-8\n0301:x\n", 2), ("03:-8\n", 1)])
+def test_bad_combining_offsets_line_is_one_error(tmp_path, text, line):
+    from polymodal.plugins.pixel.fonts import read_combining_offsets
+
+    path = _write(tmp_path / "plane00-combining.txt", text)
+    with pytest.raises(ValueError, match=rf"^{path}:{line}: expected 'CODEPOINT:OFFSET'"):
+        read_combining_offsets.__wrapped__(path)
+
+
+HAS_HEX = HAS_UNIFONT and resolve_hex_font() is not None
+
+
+@pytest.mark.skipif(not HAS_HEX, reason="needs fonts-unifont and unifont (apt-get install fonts-unifont unifont)")
+def test_bitmap_file_gives_freetypes_pixels_for_every_bmp_codepoint():
+    bmp = np.arange(0x10000)
+    fast = GlyphRasterizer("unifont")
+    cells, widths = fast.cells(bmp)
+    assert fast.bitmap_path is not None and fast._bitmaps is not None  # the file passed its check and was used
+    slow_cells, slow_widths = GlyphRasterizer("unifont", bitmaps=False).cells(bmp)
+    differ = np.flatnonzero(~((cells == slow_cells).all(axis=(1, 2)) & (widths == slow_widths)))
+    assert differ.size == 0, [hex(c) for c in differ[:10]]
+    assert "bitmaps_sha256" in fast.identity() and "bitmaps_sha256" not in GlyphRasterizer(bitmaps=False).identity()
+
+
+@pytest.mark.skipif(not HAS_HEX, reason="needs fonts-unifont and unifont (apt-get install fonts-unifont unifont)")
+def test_bitmap_file_that_disagrees_with_the_font_is_not_used(tmp_path, monkeypatch):
+    from polymodal.plugins.pixel.fonts import read_hex_font
+
+    real = resolve_hex_font()
+    cps, cells, widths = read_hex_font(str(real))
+    lines = []
+    for cp, cell, w in zip(cps.tolist(), cells, widths.tolist()):
+        bits = np.packbits(255 - cell[:, :w] > 0, axis=1).reshape(-1)  # every glyph inverted
+        lines.append(f"{cp:04X}:{bits.tobytes().hex().upper()}")
+    (tmp_path / "unifont.hex").write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("POLYMODAL_FONT_PATH", str(tmp_path))
+    wrong = GlyphRasterizer("unifont")
+    assert wrong.bitmap_path == tmp_path / "unifont.hex"
+    sample = [0x41, 0x4E2D, 0x0301, 0xAC00]
+    with pytest.warns(UserWarning, match="differs from"):
+        got = wrong.cells(sample)
+    expected = GlyphRasterizer("unifont", bitmaps=False).cells(sample)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+
+
+def test_raw_pixel_table_is_cached_as_bitmaps_and_loads_equal(tmp_path):
+    tok = CodepointTokenizer(max_codepoint=0x2FF)
+    built = build_glyph_table(tok, font=FONT, cache=tmp_path)
+    (stored,) = tmp_path.glob("glyph-*.npy")
+    assert np.load(stored).dtype == np.uint8  # a quarter of the float32 bytes
+    np.testing.assert_array_equal(build_glyph_table(tok, font=FONT, cache=tmp_path), built)
+    np.testing.assert_array_equal(build_glyph_table(tok, font=FONT, cache=False), built)
