@@ -55,6 +55,15 @@ def test_tiny_fits_tests_and_explains(tmp_path):
     assert 0 <= test["concept_p@5"] <= 1 and 0 <= test["q2d_r1"] <= 1
     text = (tmp_path / "explanations.md").read_text()
     assert text.count("\n- **") == 4 and "cosine" in text
+    # training, metrics and the export embed with the concept activations (sigmoid), not the raw logits
+    tower = next(iter(cli.model.towers.values()))
+    x = torch.randn(3, 32)
+    with torch.no_grad():
+        activations = torch.sigmoid(tower.logits(x))
+        pooled = cli.model.pool(tower({"x": x}), "a_vec")
+        exported = cli.model.embedding_model("a_vec").pooler(tower({"x": x}))
+    expected = torch.nn.functional.normalize(activations, dim=-1) if cli.model.normalize else activations
+    assert torch.allclose(pooled, expected, atol=1e-6) and torch.allclose(exported, activations, atol=1e-6)
 
 
 @pytest.mark.parametrize("config, activation, supervised", [("flickr8k", "sigmoid", True), ("dense", "none", False)])
@@ -67,6 +76,7 @@ def test_shipped_configs_parse(config, activation, supervised, capsys):
     cfg = yaml.safe_load(capsys.readouterr().out)
     init = cfg["model"]["init_args"]
     assert init["tower"]["init_args"]["activation"] == activation
+    assert init["pooler"]["init_args"]["use_pooled"] is True  # the activations are the embedding
     assert ("concepts" in init["objectives"]) is supervised  # the dense baseline has no concept supervision
     sources = cfg["data"]["init_args"]["sources"]
     parts = [sources[s]["init_args"]["source"]["init_args"]["source"]["init_args"]["part"] for s in ("train", "val")]
