@@ -206,7 +206,7 @@ class EmbeddingModel(nn.Module):
         backend = self.backend
         if streams is None and backend is not None:
             streams = backend.streams
-        streams = _cpu_streams(streams, device, concurrent, threads, n, batch_size)
+        streams = cpu_streams(streams, device, concurrent, threads, n, batch_size)
 
         def embed(batch: list[Any]) -> Tensor:
             with torch.inference_mode():
@@ -718,7 +718,7 @@ def _is_tied(model: nn.Module, name: str) -> bool:
 _LIBC: Any = None
 
 
-def _cpu_streams(
+def cpu_streams(
     streams: int | None, device: torch.device, concurrent: bool, threads: int, n: int, batch_size: int
 ) -> int:
     """How many one-thread batch streams ``iter_encode`` runs: 1 off the CPU, for one batch, or when

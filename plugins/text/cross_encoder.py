@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from polymodal.model import EmbeddingModel, eval_for_call
+from polymodal.model import EmbeddingModel, cpu_streams, eval_for_call
 from polymodal.plugins.text.encoder import TextEncoder
 from polymodal.plugins.text.processor import TextProcessor
 from polymodal.poolers import ClsPooler, Pooler
@@ -132,8 +132,12 @@ class CrossEncoder(EmbeddingModel):
         model.head.load_state_dict(linear.state_dict())
         return model
 
-    def predict(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32) -> np.ndarray:
-        """Scores ``(N,)`` for ``N`` pairs, in input order (length-sorted batches inside)."""
+    def predict(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32, streams: int | None = None) -> np.ndarray:
+        """Scores ``(N,)`` for ``N`` pairs, in input order (length-sorted batches inside).
+
+        ``streams``: on CPU, batches scored at once by one-thread streams (default: one per torch thread, as in
+        :meth:`~polymodal.model.EmbeddingModel.encode`; ``1``: one batch at a time on all threads). The scores
+        do not depend on it."""
         if isinstance(pairs, tuple) and len(pairs) == 2 and all(isinstance(p, str) for p in pairs):
             raise TypeError("predict() takes a list of pairs; wrap a single pair in a list")
         if batch_size < 1:
@@ -147,11 +151,30 @@ class CrossEncoder(EmbeddingModel):
         device = self._device()
         order = np.argsort([-n for n in self.pairs.lengths(pairs)], kind="stable")
         out = np.empty((len(pairs),) if self.num_labels == 1 else (len(pairs), self.num_labels), dtype=np.float32)
-        with eval_for_call(self), torch.inference_mode():
-            for start in range(0, len(pairs), batch_size):
-                idx = order[start : start + batch_size]
+        batches = [order[start : start + batch_size] for start in range(0, len(pairs), batch_size)]
+        threads = torch.get_num_threads()
+        concurrent = bool(getattr(self.encoder, "concurrent_forward", False))
+        n_streams = cpu_streams(streams, device, concurrent, threads, len(pairs), batch_size)
+
+        def score(idx: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
                 inputs = {k: v.to(device) for k, v in self.pairs([pairs[i] for i in idx]).items()}
-                out[idx] = self(inputs).float().cpu().numpy()
+                return self(inputs).float().cpu().numpy()
+
+        with eval_for_call(self):
+            if n_streams > 1:
+                from concurrent.futures import ThreadPoolExecutor
+
+                torch.set_num_threads(1)
+                try:
+                    with ThreadPoolExecutor(n_streams, thread_name_prefix="polymodal-predict") as pool:
+                        for idx, scores in zip(batches, pool.map(score, batches)):
+                            out[idx] = scores
+                finally:
+                    torch.set_num_threads(threads)
+            else:
+                for idx in batches:
+                    out[idx] = score(idx)
         return out
 
     def rank(

@@ -334,6 +334,16 @@ def test_rank_sorts_documents_by_predict(cross_encoder):
     assert len(cross_encoder.rank("a cat", DOCS)) == len(DOCS)
 
 
+def test_predict_in_streams_equals_one_batch_at_a_time(cross_encoder):
+    pairs = [("a cat", d) for d in DOCS] * 3
+    threads = torch.get_num_threads()
+    one = cross_encoder.predict(pairs, batch_size=2, streams=1)
+    np.testing.assert_allclose(cross_encoder.predict(pairs, batch_size=2, streams=3), one, atol=1e-6)
+    assert torch.get_num_threads() == threads  # the streams give the threads back
+    with pytest.raises(ValueError, match="streams must be >= 1"):
+        cross_encoder.predict(pairs, streams=0)
+
+
 def test_retrieve_rerank_reorders_retrieved_candidates(model, cross_encoder):
     hits = polymodal.retrieve_rerank("a kitten", DOCS, model, cross_encoder, top_k=2, candidates=5)
     assert len(hits) == 2 and hits[0].score >= hits[1].score
