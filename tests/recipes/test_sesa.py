@@ -55,15 +55,15 @@ def test_tiny_fits_tests_and_explains(tmp_path):
     assert 0 <= test["concept_p@5"] <= 1 and 0 <= test["q2d_r1"] <= 1
     text = (tmp_path / "explanations.md").read_text()
     assert text.count("\n- **") == 4 and "cosine" in text
-    # training, metrics and the export embed with the concept activations (sigmoid), not the raw logits
+    # the embedding is the concept logits; overlays/activations.yaml switches it to the sigmoid activations
     tower = next(iter(cli.model.towers.values()))
     x = torch.randn(3, 32)
     with torch.no_grad():
-        activations = torch.sigmoid(tower.logits(x))
+        logits = tower.logits(x)
         pooled = cli.model.pool(tower({"x": x}), "a_vec")
         exported = cli.model.embedding_model("a_vec").pooler(tower({"x": x}))
-    expected = torch.nn.functional.normalize(activations, dim=-1) if cli.model.normalize else activations
-    assert torch.allclose(pooled, expected, atol=1e-6) and torch.allclose(exported, activations, atol=1e-6)
+    norm = torch.nn.functional.normalize if cli.model.normalize else (lambda t, dim: t)
+    assert torch.allclose(pooled, norm(logits, dim=-1), atol=1e-6) and torch.allclose(exported, logits, atol=1e-6)
 
 
 @pytest.mark.parametrize("config, activation, supervised", [("flickr8k", "sigmoid", True), ("dense", "none", False)])
@@ -76,7 +76,6 @@ def test_shipped_configs_parse(config, activation, supervised, capsys):
     cfg = yaml.safe_load(capsys.readouterr().out)
     init = cfg["model"]["init_args"]
     assert init["tower"]["init_args"]["activation"] == activation
-    assert init["pooler"]["init_args"]["use_pooled"] is True  # the activations are the embedding
     assert ("concepts" in init["objectives"]) is supervised  # the dense baseline has no concept supervision
     sources = cfg["data"]["init_args"]["sources"]
     parts = [sources[s]["init_args"]["source"]["init_args"]["source"]["init_args"]["part"] for s in ("train", "val")]
@@ -90,7 +89,10 @@ def test_sweep_compares_sesa_with_the_dense_model():
 
     sweep = load_sweep("recipes/sesa/sweep.yaml", root="R")
     runs = {r.name: r for r in sweep.runs}
-    assert set(runs) == {"sesa", "sesa_ranking_only", "sesa_concepts_only", "dense"} and sweep.seeds == [0, 1]
+    ablations = {"sesa", "sesa_ranking_only", "sesa_concepts_only"}
+    expected = {"dense"} | ablations | {a.replace("sesa", "sesa_activations") for a in ablations}
+    assert set(runs) == expected and sweep.seeds == [0, 1]
+    assert all("recipes/sesa/overlays/activations.yaml" in runs[r].configs for r in runs if "activations" in r)
     assert all(Path(c).is_file() for r in sweep.runs for c in r.configs) and all(r.test for r in sweep.runs)
     no_concepts = "--model.init_args.objectives.concepts.init_args.weight=0.0"
     assert no_concepts in run_command(runs["sesa_ranking_only"], 0, "R")
@@ -122,3 +124,26 @@ def test_command_line_bad_captions_give_one_line(tmp_path, monkeypatch, captions
     text = str(exit_info.value.code)
     assert text.startswith("python -m polymodal.recipes.sesa: error: ") and message in text and "\n" not in text
     assert not (tmp_path / "c.txt").exists()
+
+
+def test_activations_overlay_embeds_with_the_sigmoid(tmp_path):
+    cli = main(
+        [
+            "fit",
+            "--config",
+            "recipes/sesa/tiny.yaml",
+            "--config",
+            "recipes/sesa/overlays/activations.yaml",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.max_epochs=1",
+        ]
+    )
+    tower = next(iter(cli.model.towers.values()))
+    x = torch.randn(3, 32)
+    with torch.no_grad():
+        activations = torch.sigmoid(tower.logits(x))
+        pooled = cli.model.pool(tower({"x": x}), "a_vec")
+        exported = cli.model.embedding_model("a_vec").pooler(tower({"x": x}))
+    norm = torch.nn.functional.normalize if cli.model.normalize else (lambda t, dim: t)
+    assert torch.allclose(pooled, norm(activations, dim=-1), atol=1e-6)
+    assert torch.allclose(exported, activations, atol=1e-6) and (exported >= 0).all()
