@@ -157,21 +157,29 @@ def CrossEncoderSystem(  # noqa: N802
     score_scale: float = 5.0,
     optimizer: OptimizerCallable | None = None,
     warmup_ratio: float = 0.1,
+    num_classes: int = 1,
 ) -> System:
     """A cross-encoder: the data's paired column (``inputs: [[sentence1, sentence2]]``) is tokenised as one
     pair and read by ``encoder``; a linear head on the ``[CLS]`` vector gives a score trained with BCE on
     ``score / score_scale`` (soft labels in [0, 1], sentence-transformers' default). Validation logs
     ``val/spearman`` / ``val/pearson`` of the sigmoid scores. Export with ``ExportModel(head="score")``: a
-    :class:`~polymodal.plugins.text.cross_encoder.CrossEncoder` (``predict`` / ``rank``)."""
+    :class:`~polymodal.plugins.text.cross_encoder.CrossEncoder` (``predict`` / ``rank``).
+
+    ``num_classes > 1`` makes it a pair classifier instead (NLI three-way): ``num_classes`` logits trained
+    with cross-entropy on class indices (``data.classes`` maps text labels), ``val/accuracy`` /
+    ``val/macro_f1``; the export's ``predict`` gives class probabilities."""
     from polymodal.plugins.text.cross_encoder import pair_processor
 
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1 (1: a score), got {num_classes}")
+    kind = "soft" if num_classes == 1 else "multiclass"
     return System(
         tower=encoder,
         pooler=pooler if pooler is not None else ClsPooler(),
         processors={"shared": pair_processor(encoder)},
-        heads={"score": LinearHead(None, 1)},
-        objectives={"score": HeadLoss("score", "soft", scale=score_scale)},
-        metrics={"score": HeadMetrics("score", "soft", scale=score_scale)},
+        heads={"score": LinearHead(None, num_classes)},
+        objectives={"score": HeadLoss("score", kind, scale=score_scale if kind == "soft" else 1.0)},
+        metrics={"score": HeadMetrics("score", kind, scale=score_scale if kind == "soft" else 1.0)},
         optimizer=optimizer,
         warmup_ratio=warmup_ratio,
     )

@@ -52,7 +52,9 @@ class HeadLoss(Objective):
         kind: ``"regression"`` (MSE on ``target / scale``), ``"binary"`` (BCE with logits; labels 0/1),
             ``"multiclass"`` (cross-entropy; labels are class indices), or ``"soft"`` (BCE with logits on
             soft labels ``target / scale`` in [0, 1], the sentence-transformers cross-encoder loss).
-        target: target name (default: the batch's only target).
+        target: target name (default: the batch's only target); for ``regression`` / ``soft``, a list of K
+            target names is one ``(B, K)`` target for a head with K outputs (e.g. a teacher's K class logits,
+            the Distilled Sentence Embedding student's regression target).
         weight: weight in the total loss.
         pos_weight: binary only: weight of positives (``neg / pos`` balances classes).
         scale: targets are divided by it (regression and soft).
@@ -67,7 +69,7 @@ class HeadLoss(Objective):
         self,
         head: str,
         kind: TaskKind = "regression",
-        target: str | None = None,
+        target: str | Sequence[str] | None = None,
         weight: float = 1.0,
         pos_weight: float | None = None,
         scale: float = 1.0,
@@ -79,16 +81,28 @@ class HeadLoss(Objective):
             raise ValueError(f"kind must be regression, binary, multiclass or soft, got {kind!r}")
         if scale <= 0:
             raise ValueError(f"scale must be > 0, got {scale}")
+        self.targets: list[str] | None = None
+        if target is not None and not isinstance(target, str):
+            self.targets = [str(t) for t in target]
+            if kind not in ("regression", "soft") or not self.targets:
+                raise ValueError(
+                    f"a list of targets needs kind regression or soft and >= 1 name, got {kind!r}, {target}"
+                )
+            target = None
         self.head, self.kind, self.target = head, kind, target
         self.pos_weight = pos_weight
         self.scale = float(scale)
         self.label_smoothing = float(label_smoothing)
 
     def requires(self) -> tuple[list[str], list[str]]:
+        if self.targets:
+            return [], list(self.targets)
         return [], [self.target] if self.target else []
 
     def forward(self, step: Step) -> Tensor:
         out = step.head(self.head)  # (B,) or (B, C)
+        if self.targets:
+            return self._vector(step, out)
         y = step.target(self.target)
         if y.dim() != 1:
             raise ValueError(f"objective {self.name!r}: target must be (B,), got {tuple(y.shape)}")
@@ -109,3 +123,21 @@ class HeadLoss(Objective):
             return F.mse_loss(out, y)
         pw = None if self.pos_weight is None else out.new_tensor(self.pos_weight)
         return F.binary_cross_entropy_with_logits(out, y, pos_weight=pw)
+
+    def _vector(self, step: Step, out: Tensor) -> Tensor:
+        """MSE (regression) or BCE (soft) of a ``(B, K)`` head output against K stacked target columns."""
+        assert self.targets is not None
+        what = f"objective {self.name!r} (head {self.head!r}, targets {self.targets})"
+        y = torch.stack([step.target(t) for t in self.targets], dim=-1).float() / self.scale  # (B, K)
+        if out.dim() != 2 or out.shape[-1] != y.shape[-1]:
+            raise ValueError(
+                f"{what}: the head gives {tuple(out.shape)}, expected (B, {y.shape[-1]}): one output per target"
+            )
+        keep = ~torch.isnan(y).any(dim=-1)
+        if not bool(keep.any()):
+            return out.sum() * 0.0
+        y, out = y[keep], out[keep].float()
+        check_labels(y, self.kind, 1, what)
+        if self.kind == "regression":
+            return F.mse_loss(out, y)
+        return F.binary_cross_entropy_with_logits(out, y)

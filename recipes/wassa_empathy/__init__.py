@@ -10,6 +10,6 @@ Singh et al. (arXiv:2407.18496) is ``polymodal sweep recipes/wassa_empathy/sweep
 
 from __future__ import annotations
 
-from polymodal.recipes.wassa_empathy.data import TARGETS, WassaEssays
+from polymodal.recipes.wassa_empathy.data import EMOTION_CLASSES, TARGETS, TRAITS, WassaEssays
 
-__all__ = ["TARGETS", "WassaEssays"]
+__all__ = ["EMOTION_CLASSES", "TARGETS", "TRAITS", "WassaEssays"]

@@ -20,11 +20,26 @@ from polymodal.data.sources import Source
 from polymodal.data.stratified import combine_bins, quantile_bins
 from polymodal.io import resolve_path
 
-__all__ = ["FILES", "TARGETS", "WassaEssays"]
+__all__ = ["EMOTION_CLASSES", "FILES", "TARGETS", "TRAITS", "WassaEssays"]
 
 TARGETS = ("empathy", "distress")
-GOLD = ["empathy", "distress", "emotion"]  # the first 3 of the gold file's 12 columns
-EMOTIONS = {"sadness", "anger", "neutral", "fear", "surprise", "disgust", "joy"}
+#: The essay writer's Big-Five personality (1-7) and Interpersonal Reactivity Index (1-5) scores: one value
+#: per writer, repeated on each of their essays (train columns; gold columns 4-12 of dev).
+TRAITS = (
+    "personality_conscientiousness",
+    "personality_openess",
+    "personality_extraversion",
+    "personality_agreeableness",
+    "personality_stability",
+    "iri_perspective_taking",
+    "iri_personal_distress",
+    "iri_fantasy",
+    "iri_empathatic_concern",
+)
+GOLD = ["empathy", "distress", "emotion", *TRAITS]  # the gold file's 12 columns, in order
+#: The emotion classes in a fixed order (``TableDataModule(classes={emotion: EMOTION_CLASSES})``).
+EMOTION_CLASSES = ("sadness", "anger", "neutral", "fear", "surprise", "disgust", "joy")
+EMOTIONS = set(EMOTION_CLASSES)
 FILES = {
     "train": "messages_train_ready_for_WS.tsv.gz",
     "dev": "messages_dev_features_ready_for_WS_2022.tsv.gz",
@@ -45,8 +60,8 @@ def _first_bad(path: Path, mask: Any, column: str, message: str) -> None:
         raise ValueError(f"{path}: row {bad[0] + 1}, column {column}: {message}")
 
 
-def _ratings(df: pd.DataFrame, path: Path) -> None:
-    for col in TARGETS:
+def _ratings(df: pd.DataFrame, path: Path, columns: tuple[str, ...] = TARGETS) -> None:
+    for col in columns:
         values = pd.to_numeric(df[col], errors="coerce")
         bad = values.isna() | (values < 1) | (values > 7)
         first = df[col].iloc[int(np.argmax(bad.to_numpy()))] if bad.any() else None
@@ -55,8 +70,9 @@ def _ratings(df: pd.DataFrame, path: Path) -> None:
 
 
 class WassaEssays(Source):
-    """One WASSA 2022 split: ``essay``, ``empathy``, ``distress`` and ``stratum`` (joint quantile bins of
-    empathy x distress, for stratified splits and batches); dev also has the gold ``emotion``.
+    """One WASSA 2022 split: ``essay``, ``empathy``, ``distress``, ``emotion`` (one of
+    :data:`EMOTION_CLASSES`), the writer's nine :data:`TRAITS` (Big Five and IRI) and ``stratum`` (joint
+    quantile bins of empathy x distress, for stratified splits and batches); dev has them from the gold file.
 
     Args:
         root: folder with the three files (``../shared/data/wassa22`` or ``package://wassa_empathy/data``).
@@ -79,25 +95,31 @@ class WassaEssays(Source):
         folder = resolve_path(self.root, what="WASSA data folder")
         path = resolve_path(folder / FILES[self.part], what=f"WASSA {self.part} file")
         df = _read(path, header=True)
-        need = ["essay", *TARGETS] if self.part == "train" else ["essay"]
+        need = ["essay", *TARGETS, "emotion", *TRAITS] if self.part == "train" else ["essay"]
         if missing := [c for c in need if c not in df.columns]:
             raise ValueError(f"{path}: missing column(s) {missing}; found {list(df.columns)[:8]}")
         if self.part == "dev":
             gold_path = resolve_path(folder / FILES["gold"], what="WASSA gold file")
             gold = _read(gold_path, header=False)
             if gold.shape[1] != 12:
-                raise ValueError(f"{gold_path}: expected 12 tab-separated columns without a header "
-                                 f"(empathy, distress, emotion, ...), got {gold.shape[1]}")
+                raise ValueError(
+                    f"{gold_path}: expected 12 tab-separated columns without a header "
+                    f"(empathy, distress, emotion, ...), got {gold.shape[1]}"
+                )
             if len(gold) != len(df):
-                raise ValueError(f"{gold_path} has {len(gold)} rows but {path} has {len(df)}: the gold file is "
-                                 "row-aligned with the dev essays, both must have the same number of rows")
-            gold = gold.iloc[:, :3].set_axis(GOLD, axis=1)
+                raise ValueError(
+                    f"{gold_path} has {len(gold)} rows but {path} has {len(df)}: the gold file is "
+                    "row-aligned with the dev essays, both must have the same number of rows"
+                )
+            gold = gold.set_axis(GOLD, axis=1)
             unknown = ~gold["emotion"].isin(EMOTIONS)
             _first_bad(gold_path, unknown, "3 (emotion)", f"not one of {sorted(EMOTIONS)}; is this the dev gold file?")
-            _ratings(gold, gold_path)
+            _ratings(gold, gold_path, (*TARGETS, *TRAITS))
             df = df.reset_index(drop=True).assign(**{c: gold[c].to_numpy() for c in GOLD})
         else:
-            _ratings(df, path)
+            unknown = ~df["emotion"].isin(EMOTIONS)
+            _first_bad(path, unknown, "'emotion'", f"not one of {sorted(EMOTIONS)}")
+            _ratings(df, path, (*TARGETS, *TRAITS))
         _first_bad(path, df["essay"].str.strip() == "", "'essay'", "empty essay")
         if self.max_rows is not None:
             df = df.iloc[: self.max_rows]

@@ -173,3 +173,18 @@ def test_declared_targets_reject_silent_outliers(tmp_path, kwargs, row, message)
     with pytest.raises(ValueError, match=message) as info:
         TableDataModule(train=str(tmp_path / "t.csv"), inputs=["text"], **kwargs).load_split("train")
     assert "\n" not in str(info.value)
+
+
+def test_head_loss_with_a_list_of_targets_is_a_vector_regression():
+    from types import SimpleNamespace
+
+    out = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    targets = {"a": torch.tensor([1.0, float("nan")]), "b": torch.tensor([0.0, 1.0]), "c": torch.tensor([3.0, 2.0])}
+    step = SimpleNamespace(head=lambda name: out, target=lambda name: targets[name])
+    loss = HeadLoss("h", "regression", target=["a", "b", "c"])
+    assert loss.requires() == ([], ["a", "b", "c"])
+    assert float(loss(step)) == pytest.approx((0 + 4 + 0) / 3)  # the NaN row is left out
+    with pytest.raises(ValueError, match=r"expected \(B, 2\): one output per target"):
+        HeadLoss("h", "regression", target=["a", "b"])(step)
+    with pytest.raises(ValueError, match="a list of targets needs kind regression or soft"):
+        HeadLoss("h", "multiclass", target=["a", "b"])

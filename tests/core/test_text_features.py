@@ -112,3 +112,24 @@ def test_lexicon_featurizers_by_hand(tmp_path):
         Rows(text=["a sad day", "joy"]), ["text"], lexicons=[VaderFeatures(), NRCFeatures()], cache_dir=str(tmp_path)
     ).frame()
     assert np.stack(out["text"]).shape == (2, 20)
+
+
+@pytest.mark.skipif(not has_module("afinn") or not has_module("empath"), reason="needs the lexicons extra")
+def test_afinn_empath_lsa_featurizers_by_hand():
+    from polymodal.data.cache import model_fingerprint
+    from polymodal.plugins.text.lexicons import AfinnFeatures, EmpathFeatures, LsaFeatures
+
+    a = AfinnFeatures().encode(["good bad the", "the"])  # AFINN-165: good +3, bad -3
+    assert a[0].tolist() == pytest.approx([0.0, 0.0, 0.0, -3.0, 3.0, 1 / 3, 1 / 3]) and a[1].tolist() == [0.0] * 7
+    e = EmpathFeatures()
+    row = dict(zip(e.categories, EmpathFeatures().encode(["sad sad cat"])[0]))
+    assert len(e.categories) == 194 and row["sadness"] == pytest.approx(2 / 3) and row["pet"] == pytest.approx(1 / 3)
+    corpus = Rows(text=[f"doc {i} about {w} and {v}" for i, (w, v) in enumerate(zip("abcdefghij" * 3, "klmno" * 6))])
+    lsa = LsaFeatures(corpus, "text", dim=4, min_df=1)
+    z = lsa.encode(["about a and k", "doc 3"])
+    assert z.shape == (2, 4) and np.allclose(np.linalg.norm(z, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(LsaFeatures(corpus, "text", dim=4, min_df=1).encode(["about a and k"]), z[:1], atol=1e-6)
+    other = LsaFeatures(corpus, "text", dim=3, min_df=1)
+    assert model_fingerprint(other) != model_fingerprint(lsa)  # the cache sees the settings / corpus
+    with pytest.raises(ValueError, match="no column 'essay'"):
+        LsaFeatures(corpus, "essay")

@@ -129,3 +129,99 @@ def test_score_rejects_a_bi_encoder_and_bad_rows(tmp_path):
             ]
         )
     assert not (tmp_path / "o.tsv").exists()
+
+
+def test_tiny_snli_teacher_logits_head_student_and_compare(tmp_path, capsys):
+    """Pair classification DSE: 3-way cross-encoder -> its raw logits -> PairHead student (MSE on the logits)."""
+    from polymodal.recipes.distilled.compare import main as compare
+    from polymodal.recipes.distilled.score import main as score
+
+    teacher = main(
+        ["fit", "--config", "recipes/distilled/tiny_snli.yaml", f"--trainer.default_root_dir={tmp_path / 't'}"]
+    )
+    assert {"val/accuracy", "val/macro_f1"} <= set(teacher.trainer.callback_metrics)
+    ce = polymodal.load(tmp_path / "t" / "model")
+    assert isinstance(ce, CrossEncoder) and ce.num_labels == 3 and ce.activation == "softmax"
+    sample = "package://pixel_linguist/data/snli_dev_sample.tsv.gz"
+    out = tmp_path / "logits.tsv"
+    args = ["--teacher", str(tmp_path / "t" / "model"), "--input", sample, "--columns", "premise,hypothesis,label"]
+    assert score([*args, "--classes", "entailment,neutral,contradiction", "--output", str(out)]) == 0
+    assert "teacher accuracy on the labelled input pairs" in capsys.readouterr().out
+    table = pd.read_csv(out, sep="\t")
+    logits = table[[f"teacher_logit_{k}" for k in range(3)]].to_numpy()
+    probs = ce.predict(list(zip(table.sentence1[:4], table.sentence2[:4])))
+    np.testing.assert_allclose(np.exp(logits[:4]) / np.exp(logits[:4]).sum(1, keepdims=True), probs, atol=1e-5)
+    assert (table.teacher_label == np.array(["entailment", "neutral", "contradiction"])[logits.argmax(1)]).all()
+
+    overrides = [f"--data.init_args.sources.{s}.init_args.path={out}" for s in ("train", "val")]
+    student = main(
+        [
+            "fit",
+            "--config",
+            "recipes/distilled/tiny_student_head_snli.yaml",
+            *overrides,
+            f"--trainer.default_root_dir={tmp_path / 's'}",
+        ]
+    )
+    assert student.trainer.global_step == 3 and "val/accuracy" in student.trainer.callback_metrics
+    res = compare(
+        [
+            "--scored",
+            str(out),
+            "--test",
+            str(out),
+            "--cosine",
+            str(tmp_path / "s" / "model"),
+            "--head",
+            str(tmp_path / "s" / "model"),
+            "--head-checkpoint",
+            str(tmp_path / "s" / "checkpoints" / "last.ckpt"),
+        ]
+    )
+    assert res["teacher"]["accuracy"] == pytest.approx(float((table.teacher_label == table.label).mean()))
+    assert set(res) == {"teacher", f"cosine:{tmp_path / 's' / 'model'}", "head"}
+
+
+def test_tiny_head_student_on_sts_teacher_scores(tmp_path):
+    """student_head.yaml's tiny twin: PairHead + HeadLoss(kind=soft) against score.py's teacher_score."""
+    from polymodal.recipes.distilled.score import main as score
+
+    main(["fit", "--config", "recipes/distilled/tiny.yaml", f"--trainer.default_root_dir={tmp_path / 't'}"])
+    out = tmp_path / "scores.tsv"
+    sample = "package://sbert/data/stsb_train_sample.tsv.gz"
+    assert score(["--teacher", str(tmp_path / "t" / "model"), "--input", sample, "--output", str(out)]) == 0
+    cli = main(
+        [
+            "fit",
+            "--config",
+            "recipes/distilled/tiny_student_head.yaml",
+            f"--data.train={out}",
+            f"--trainer.default_root_dir={tmp_path / 's'}",
+        ]
+    )
+    assert cli.trainer.global_step == 3 and -1 <= float(cli.trainer.callback_metrics["val/spearman"]) <= 1
+    assert cli.model.heads["score"].net[0].in_features == 4 * 32  # [u, v, |u-v|, u*v]
+
+
+def test_cosine_thresholds_pick_the_best_cut():
+    from polymodal.recipes.distilled.compare import cosine_thresholds, threshold_classes
+
+    cos = np.array([0.9, 0.8, 0.5, 0.45, 0.1, 0.0])
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    lo, hi = cosine_thresholds(cos, labels)
+    assert (threshold_classes(cos, lo, hi) == labels).all()
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("recipes/distilled/student_head.yaml", "PairHead"),
+        ("recipes/distilled/student_head_snli.yaml", "teacher_logit_2"),
+        ("recipes/distilled/student_snli.yaml", "teacher_prob_0"),
+        ("recipes/distilled/teacher_snli.yaml", "num_classes: 3"),
+    ],
+)
+def test_real_data_configs_parse(config, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", config, "--print_config"])
+    assert exit_.value.code == 0 and message in capsys.readouterr().out

@@ -109,13 +109,68 @@ def test_tiny_config_rejects_wrong_input_dim(tmp_path):
         )
 
 
-@pytest.mark.parametrize("config", ["minilm.yaml", "revised.yaml", "lexical.yaml"])
+@pytest.mark.parametrize(
+    "config",
+    ["minilm.yaml", "revised.yaml", "lexical.yaml", "lexical4.yaml", "lsa.yaml", "emotion.yaml", "traits.yaml"],
+)
 def test_real_data_configs_parse(config, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["fit", "--config", f"recipes/wassa_empathy/{config}", "--print_config"])
     out = capsys.readouterr().out
-    assert exit_.value.code == 0 and out.count("class_path: polymodal.data.features.TextFeatures") == 3
-    assert "class_path: polymodal.metrics.step.HeadMean" in out and "monitor: val/pearson_avg" in out
+    assert exit_.value.code == 0 and out.count("class_path: polymodal.data.features.TextFeatures") >= 3
+    if config == "emotion.yaml":
+        assert "kind: multiclass" in out and "monitor: val/macro_f1" in out
+    else:
+        assert "class_path: polymodal.metrics.step.HeadMean" in out and "monitor: val/pearson_avg" in out
+
+
+@pytest.mark.parametrize("name", ["sweep_fidelity.yaml", "sweep_tasks.yaml"])
+def test_fidelity_sweeps_name_shipped_configs(name):
+    sweep = load_sweep(f"recipes/wassa_empathy/{name}")
+    assert all(Path(c).is_file() for r in sweep.runs for c in r.configs) and sweep.seeds == [0, 1]
+
+
+def test_emotion_and_traits_columns_of_the_sample():
+    from polymodal.recipes.wassa_empathy import EMOTION_CLASSES, TRAITS
+
+    train, dev = WassaEssays(SAMPLE).frame(), WassaEssays(SAMPLE, "dev").frame()
+    for df in (train, dev):
+        assert set(df["emotion"]) <= set(EMOTION_CLASSES) and df[list(TRAITS)].to_numpy().min() >= 1
+    # first gold row: ..., conscientiousness 5.5, openess 5.5, ..., iri_empathatic_concern 3.143
+    assert dev.loc[0, "personality_conscientiousness"] == 5.5 and dev.loc[0, "iri_empathatic_concern"] == 3.143
+
+
+def test_tiny_emotion_and_traits_fit_and_ensemble(tmp_path, capsys):
+    """tiny_emotion.yaml / tiny_traits.yaml (four lexicons + LSA) fit, write dev predictions; ensemble.py averages."""
+    from polymodal.recipes.wassa_empathy.ensemble import main as ensemble
+
+    for run, config, key in (("E", "tiny_emotion", "val/macro_f1"), ("P", "tiny_traits", "val/pearson_avg")):
+        for seed in (0, 1):
+            cli = main(
+                [
+                    "fit",
+                    "--config",
+                    f"recipes/wassa_empathy/{config}.yaml",
+                    f"--seed_everything={seed}",
+                    f"--trainer.default_root_dir={tmp_path / run / f'seed{seed}'}",
+                ]
+            )
+            assert key in cli.trainer.callback_metrics and cli.model.towers["shared"].mean.shape == (229,)
+    records = {r["model"]: r for r in ensemble([str(tmp_path), "--data", SAMPLE, "--out", str(tmp_path / "e.json")])}
+    assert records["ensemble: emotion"]["members"] == 2 and records["ensemble: traits"]["members"] == 2
+    assert (
+        0 <= records["ensemble: emotion"]["emotion_macro_f1"] <= 1
+        and "| ensemble: traits | 2 |" in capsys.readouterr().out
+    )
+    import pandas as pd
+
+    a, b = (pd.read_csv(tmp_path / "E" / f"seed{s}" / "predictions.csv") for s in (0, 1))
+    mean = (a.filter(like="emotion_").to_numpy() + b.filter(like="emotion_").to_numpy()) / 2
+    dev = WassaEssays(SAMPLE, "dev").frame()
+    from polymodal.recipes.wassa_empathy import EMOTION_CLASSES
+
+    acc = float((mean.argmax(1) == dev["emotion"].map(EMOTION_CLASSES.index).to_numpy()).mean())
+    assert records["ensemble: emotion"]["emotion_accuracy"] == pytest.approx(acc)
 
 
 def test_sweep_file_names_shipped_configs():
