@@ -159,9 +159,10 @@ def test_sweeps_chain_stage2_to_its_stage1_run(name):
     from polymodal.experiments import load_sweep, run_command
 
     sweep = load_sweep(f"recipes/cg_vlm/{name}", root="R")
-    assert [r.name for r in sweep.runs] == [
+    assert sorted(r.name for r in sweep.runs) == [
         "stage1_cg", "stage1_gen", "stage2_cg_10", "stage2_cg_100", "stage2_gen_10", "stage2_gen_100"
     ]  # fmt: skip
+    assert [r.name for r in sweep.runs[:2]] == ["stage1_cg", "stage1_gen"]  # stage 1 before what starts from it
     assert all(r.test for r in sweep.runs)
     for run in sweep.runs[2:]:
         argv = run_command(run, 0, "R")
