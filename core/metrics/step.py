@@ -230,6 +230,7 @@ def grouped_retrieval(
     groups: np.ndarray,
     ks: Sequence[int] = (1, 5, 10),
     names: tuple[str, str] = ("q", "d"),
+    similarity: str = "cosine",
 ) -> dict[str, float]:
     """Retrieval in both directions between aligned rows grouped by id (image + its captions).
 
@@ -237,7 +238,8 @@ def grouped_retrieval(
     document (the first occurrence is kept: e.g. one image with five captions). Query -> document: each
     query's one relevant document is its group's. Document -> query: each distinct document retrieves all
     queries; its relevant set is its group's queries and a hit at ``k`` means *any* of them ranks in the top
-    ``k`` (the Flickr/COCO image->caption convention). Ranking is by cosine, ties kept in corpus order.
+    ``k`` (the Flickr/COCO image->caption convention). Ranking is by cosine (``similarity="dot"``: by the
+    dot product of the vectors as given), ties kept in corpus order.
 
     Returns:
         ``{q}2{d}_r{k}`` and ``{d}2{q}_r{k}`` (hit rates), ``{q}2{d}_mrr``, ``{d}2{q}_mrr`` (MRR@10),
@@ -247,8 +249,11 @@ def grouped_retrieval(
     q = np.asarray(queries, dtype=np.float64)
     d = np.asarray(documents, dtype=np.float64)
     g = np.asarray(groups)
-    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-    d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+    if similarity not in ("cosine", "dot"):
+        raise ValueError(f"unknown similarity {similarity!r}; choose cosine or dot")
+    if similarity == "cosine":
+        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
     ids, first, inverse = np.unique(g, return_index=True, return_inverse=True)
     docs = d[first]  # (M, D) one per group
     qn, dn = names
@@ -276,6 +281,7 @@ class Retrieval(StepMetric):
         group: target holding each row's group id (e.g. the image id); default: every row its own group.
         ks: hit-rate cut-offs.
         names: short names used in the keys (default: first letters of the columns, ``c2i_r1``).
+        similarity: ranking score, ``cosine`` or ``dot`` (see :func:`grouped_retrieval`).
     """
 
     q: list[Tensor]
@@ -289,10 +295,13 @@ class Retrieval(StepMetric):
         group: str | None = None,
         ks: Sequence[int] = (1, 5, 10),
         names: Sequence[str] | None = None,
+        similarity: str = "cosine",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.query, self.document, self.group = query, document, group
+        if similarity not in ("cosine", "dot"):
+            raise ValueError(f"unknown similarity {similarity!r}; choose cosine or dot")
+        self.query, self.document, self.group, self.similarity = query, document, group, similarity
         self.ks = tuple(int(k) for k in ks)
         self.names = tuple(names) if names is not None else (query[:1], document[:1])
         if len(self.names) != 2 or self.names[0] == self.names[1]:
@@ -319,7 +328,7 @@ class Retrieval(StepMetric):
             return {}
         d = dim_zero_cat(self.d).cpu().numpy()
         g = dim_zero_cat(self.g).cpu().numpy().round().astype(np.int64)
-        return grouped_retrieval(q, d, g, self.ks, (self.names[0], self.names[1]))
+        return grouped_retrieval(q, d, g, self.ks, (self.names[0], self.names[1]), self.similarity)
 
 
 class CodeRetrieval(StepMetric):

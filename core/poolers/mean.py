@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor
 
 from polymodal.features import Features
@@ -20,9 +21,23 @@ def masked_mean(sequence: Tensor, mask: Tensor) -> Tensor:
 class MeanPooler(Pooler):
     """Average of the sequence vectors where the mask is set.
 
+    Args:
+        normalize_tokens: L2-normalise each vector before averaging. The dot product of two such pooled
+            vectors is then the average cosine over all token pairs of the two sequences
+            (:func:`polymodal.losses.grounding.averaged_token_similarity`), which is what CG-VLM's
+            patch-token alignment maximises; their cosine is not.
+
     Example:
         >>> pooled = MeanPooler()(features)  # (B, D)
     """
 
+    def __init__(self, normalize_tokens: bool = False) -> None:
+        super().__init__()
+        self.normalize_tokens = bool(normalize_tokens)
+
     def forward(self, features: Features) -> Tensor:
-        return masked_mean(features.sequence, features.mask)
+        seq = F.normalize(features.sequence, dim=-1) if self.normalize_tokens else features.sequence  # (B, T, D)
+        return masked_mean(seq, features.mask)
+
+    def get_config(self) -> dict:
+        return {"normalize_tokens": True} if self.normalize_tokens else {}

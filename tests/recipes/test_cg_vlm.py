@@ -18,6 +18,7 @@ from polymodal.recipes import recipe_root
 from polymodal.recipes.cg_vlm import DEFAULT_INSTRUCTIONS, Instructions
 
 TINY, TINY2 = "recipes/cg_vlm/tiny.yaml", "recipes/cg_vlm/tiny_stage2.yaml"
+TINY_VIT = "recipes/cg_vlm/tiny_vit.yaml"
 DATA = recipe_root() / "cg_vlm" / "data"
 IMAGE = str(DATA / "tiny_00_red_circle.png")
 
@@ -96,26 +97,72 @@ def test_bad_instruction_arguments(kwargs, match):
         Instructions(_captions(), **kwargs)
 
 
-@pytest.mark.parametrize("config", ["stage1_cg", "stage1_gen", "stage2_cg", "tiny", "tiny_stage2"])
+def test_tiny_vit_trains_on_the_averaged_patch_token_score(tmp_path):
+    """alignment: token: the contrastive objective is InfoNCE on mean_{cell, token} cos(cell, token) of the
+    adapted ViT patch cells and the caption-token embeddings; retrieval ranks by the same score."""
+    from polymodal.losses.grounding import averaged_token_similarity, grounding_loss
+    from polymodal.system import Step
+
+    cli = main(["fit", "--config", TINY_VIT, f"--trainer.default_root_dir={tmp_path}", "--trainer.max_epochs=1"])
+    assert cli.trainer.state.finished and cli.trainer.global_step == 10
+    for key in ("train/contrastive", "val/ppl", "val/c2i_r1", "val/rsum"):
+        assert math.isfinite(float(cli.trainer.callback_metrics[key]))
+    system = cli.model.eval()
+    assert system.metrics["retrieval"].similarity == "dot"
+    batch = next(iter(cli.datamodule.train_dataloader()))
+    step = Step(system, batch, "train")
+    cells, text = step.features("image"), step.features("prompt+caption")
+    assert cells.sequence.shape[1] == 4  # the 4x4 patch grid of test_vit pooled to 2x2 cells, class token left out
+    with torch.no_grad():
+        got = system.objectives["contrastive"](step)
+        scores = averaged_token_similarity(cells.sequence, cells.mask, text.sequence, text.mask)  # (B, B) image x text
+        ids = step.target("image_id").round().long()
+        expected = grounding_loss(scores.T, torch.eye(len(ids)), ids, kind="infonce", temperature=0.07,
+                                  similarity="dot")  # fmt: skip  # captions x images logits = scores.T
+    torch.testing.assert_close(got, expected)
+    with torch.no_grad():
+        mean_form = grounding_loss(*step.embeddings(["prompt+caption", "image"]), ids, kind="infonce", temperature=0.07)
+    assert not torch.allclose(got, mean_form)  # cosine of the unit-token means is another score
+    vlm = polymodal.load(tmp_path / "model")
+    assert vlm.prefix.encoder.patch_tokens_only and vlm.generate([IMAGE], max_new_tokens=3) == system.towers[
+        "vlm"].generate([IMAGE], max_new_tokens=3)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "config",
+    ["stage1_cg", "stage1_gen", "stage2_cg", "stage1_cg_vit", "tiny", "tiny_stage2", "tiny_vit"]
+    + ["stage1_gen+vit", "stage2_cg+vit"],
+)
 def test_shipped_configs_parse(config, capsys):
-    """Every shipped config validates against the signatures (nothing is built, no weights loaded)."""
+    """Every shipped config (and the ViT overlay on the gen / stage-2 configs) validates against the signatures
+    (nothing is built, no weights loaded)."""
+    base, _, overlay = config.partition("+")
+    extra = ["--config", f"recipes/cg_vlm/overlays/{overlay}.yaml"] if overlay else []
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", f"recipes/cg_vlm/{config}.yaml", "--print_config"])
+        main(["fit", "--config", f"recipes/cg_vlm/{base}.yaml", *extra, "--print_config"])
     assert exit_info.value.code in (0, None)
     init = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]
-    stage1 = config in ("stage1_cg", "stage1_gen", "tiny")
+    stage1 = base in ("stage1_cg", "stage1_gen", "stage1_cg_vit", "tiny", "tiny_vit")
     assert (init["init_from"] is None) == stage1 and (init["lm_trainable_layers"] == 0) == stage1
-    assert (init["contrastive_weight"] > 0) == (config in ("stage1_cg", "tiny"))
+    assert (init["contrastive_weight"] > 0) == (base in ("stage1_cg", "stage1_cg_vit", "tiny", "tiny_vit"))
+    vit = "vit" in config
+    # the paper's averaged patch-token score with the ViT, the issue-4 mean-vs-mean form with the CNN
+    assert init["alignment"] == ("token" if vit else "mean")
+    prefix = init["model"]["init_args"]["prefix"]["init_args"]
+    assert prefix["patch_tokens_only"] == vit
+    if not base.startswith("tiny"):
+        assert prefix["model"] == ("vit-s14-focus" if vit else "efficientnet-lite0")
 
 
-@pytest.mark.parametrize("name", ["sweep.yaml", "sweep_cpu.yaml"])
+@pytest.mark.parametrize("name", ["sweep.yaml", "sweep_cpu.yaml", "sweep_vit_cpu.yaml"])
 def test_sweeps_chain_stage2_to_its_stage1_run(name):
     from polymodal.experiments import load_sweep, run_command
 
     sweep = load_sweep(f"recipes/cg_vlm/{name}", root="R")
-    assert [r.name for r in sweep.runs] == [
+    assert sorted(r.name for r in sweep.runs) == [
         "stage1_cg", "stage1_gen", "stage2_cg_10", "stage2_cg_100", "stage2_gen_10", "stage2_gen_100"
     ]  # fmt: skip
+    assert [r.name for r in sweep.runs[:2]] == ["stage1_cg", "stage1_gen"]  # stage 1 before what starts from it
     assert all(r.test for r in sweep.runs)
     for run in sweep.runs[2:]:
         argv = run_command(run, 0, "R")
@@ -123,6 +170,9 @@ def test_sweeps_chain_stage2_to_its_stage1_run(name):
         assert f"--model.init_args.init_from=R/stage1_{start}/seed0/checkpoints/last.ckpt" in argv
         fraction = "0.1" if run.name.endswith("_10") else "1.0"
         assert f"--data.init_args.sources.train.init_args.fraction={fraction}" in argv
+    if "vit" in name:  # every run of the ViT sweep has the ViT tower and the averaged patch-token score
+        assert sweep.runs[0].configs == ["recipes/cg_vlm/stage1_cg_vit.yaml"] and sweep.seeds == [0, 1]
+        assert all(r.configs[-1] == "recipes/cg_vlm/overlays/vit.yaml" for r in sweep.runs[1:])
 
 
 @pytest.mark.slow
