@@ -19,6 +19,7 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 from polymodal.io import resolve_path
 
 __all__ = [
+    "ClozeProbe",
     "EvaluateSTS",
     "ExportModel",
     "KeepBest",
@@ -155,6 +156,124 @@ class EvaluateSTS(pl.Callback):
         self._evaluate(trainer, pl_module, "test")
 
 
+class ClozeProbe(pl.Callback):
+    """Score a causal-LM tower on a word-cloze multiple-choice probe built from a text corpus.
+
+    The items are made deterministically from the corpus's held-out part (:func:`polymodal.evaluation.cloze.
+    cloze_items`: each item a line with its last word removed, the answer among distractors of the same token
+    count and the nearest training frequency) and scored by the summed log-likelihood of each option. Logs
+    ``<stage>/<prefix>accuracy``, ``<prefix>chance`` (``1 / n_options``) and ``<prefix>unigram`` (the accuracy
+    of picking the most frequent option: how much word frequency alone gives).
+
+    Args:
+        corpus: the UTF-8 text file (``.gz`` allowed), cut like the data module's (``val_fraction``).
+        tower: the LM tower (needs ``.tokenizer.encode`` and an HF-style ``forward(...).logits``).
+        n_items, n_options, min_words, min_count, context_lines, neighbours, seed, val_fraction: see
+            :func:`~polymodal.evaluation.cloze.cloze_items`.
+        max_length: tokens per scored sequence (the model's context).
+        batch_size: sequences per forward pass.
+        prefix: key prefix.
+        stages: ``val`` and/or ``test``.
+        final_only: inside a fit, score only at the last validation (``trainer.max_steps`` reached); a
+            ``polymodal validate`` / ``test`` run always scores.
+    """
+
+    def __init__(
+        self,
+        corpus: str,
+        tower: str = "lm",
+        n_items: int = 1000,
+        n_options: int = 4,
+        min_words: int = 5,
+        min_count: int = 5,
+        context_lines: int = 3,
+        neighbours: int = 20,
+        seed: int = 0,
+        val_fraction: float = 0.1,
+        max_length: int = 128,
+        batch_size: int = 64,
+        prefix: str = "probe_",
+        stages: list[str] | None = None,
+        final_only: bool = True,
+    ) -> None:
+        self.corpus, self.tower, self.prefix = corpus, tower, prefix
+        self.options = dict(
+            val_fraction=val_fraction,
+            n_items=n_items,
+            n_options=n_options,
+            min_words=min_words,
+            min_count=min_count,
+            context_lines=context_lines,
+            neighbours=neighbours,
+            seed=seed,
+        )
+        self.max_length, self.batch_size, self.final_only = max_length, batch_size, final_only
+        self.stages = list(stages or ["val"])
+        unknown = sorted(set(self.stages) - {"val", "test"})
+        if unknown:
+            raise ValueError(f"ClozeProbe stages must be val and/or test, got {unknown}")
+        self.items: list[Any] | None = None
+        self.unigram = 0.0
+        self.last: dict[str, float] = {}
+
+    def _evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        import gzip
+
+        import numpy as np
+        from pytorch_lightning.trainer.states import TrainerFn
+
+        from polymodal.evaluation.cloze import choice_logprobs, cloze_items, unigram_accuracy
+
+        if stage not in self.stages or trainer.sanity_checking:
+            return
+        if self.final_only and trainer.state.fn == TrainerFn.FITTING:
+            if not trainer.max_steps or trainer.max_steps < 0 or trainer.global_step < trainer.max_steps:
+                return
+        towers = getattr(pl_module, "towers", None)
+        if towers is None or self.tower not in towers:
+            raise ValueError(f"ClozeProbe: the system has no tower {self.tower!r}")
+        lm = towers[self.tower]
+        tokenizer = getattr(lm, "tokenizer", None)
+        if tokenizer is None or not hasattr(tokenizer, "encode"):
+            raise ValueError(f"ClozeProbe: tower {self.tower!r} has no .tokenizer.encode (not a causal LM tower)")
+        if self.items is None:
+            file = resolve_path(self.corpus, what="cloze corpus")
+            raw = file.read_bytes()
+            raw = gzip.decompress(raw) if file.name.endswith(".gz") else raw
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{file}: not UTF-8 text (byte {exc.start})") from None
+            self.items, counts = cloze_items(text, tokenizer.encode, **self.options)  # type: ignore[arg-type]
+            self.unigram = unigram_accuracy(self.items, counts)
+        model = getattr(lm, "model", lm)
+        scores = choice_logprobs(
+            model,
+            tokenizer.encode,
+            self.items,
+            max_length=self.max_length,
+            vocab_size=getattr(tokenizer, "vocab_size", None),
+            batch_size=self.batch_size,
+        )  # (N, K)
+        answers = np.asarray([it.answer for it in self.items])
+        accuracy = float((scores.argmax(1) == answers).mean())
+        self.last = {
+            "accuracy": accuracy,
+            "chance": 1.0 / int(self.options["n_options"]),
+            "unigram": self.unigram,
+            "items": float(len(self.items)),
+        }
+        for key, value in self.last.items():
+            pl_module.log(f"{stage}/{self.prefix}{key}", value)
+        print(f"polymodal: cloze probe ({len(self.items)} items) {stage} accuracy {accuracy:.4f}")
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._evaluate(trainer, pl_module, "val")
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._evaluate(trainer, pl_module, "test")
+
+
 class KeepBest(pl.Callback):
     """Keep the weights of the best validation epoch in memory and load them back when fitting ends.
 
@@ -224,26 +343,36 @@ class LoadEncoderWeights(pl.Callback):
     """At the start of fitting, load the encoder weights of a model saved by ``ExportModel``
     (``polymodal.load`` format) into the system's encoder(s); optimizer and step start fresh.
 
+    Several folders load their **uniform weight average** (a model soup of exports, as Pixel-Linguist's
+    ``tools/ensemble.py`` averages its four stage-0 checkpoints before the next stage): every folder must hold
+    the same encoder tensors (names and shapes); floating-point tensors are averaged in float32, integer
+    buffers are taken from the first folder. Averaging is meaningful for runs that share their initialisation
+    (e.g. the same seed with different data or augmentations).
+
     Args:
-        path: the exported model folder (``.../model``).
+        path: the exported model folder (``.../model``), or a list of them to average.
         strict: every encoder weight must match (names and shapes).
 
     When the fit resumes from a checkpoint (``--ckpt_path``), nothing is loaded: the
-    checkpoint's weights win.
+    checkpoint's weights win. Under ``polymodal validate`` / ``test`` (no fit) the weights are loaded when the
+    evaluation starts, so the loaded (or averaged) encoder can be scored without training.
     """
 
-    def __init__(self, path: str, strict: bool = True) -> None:
+    def __init__(self, path: str | list[str], strict: bool = True) -> None:
+        paths = [path] if isinstance(path, str) else [str(p) for p in path]
+        if not paths:
+            raise ValueError("LoadEncoderWeights: path lists no exported model folder")
         self.path = path
+        self.paths = paths
         self.strict = strict
+        self._loaded = False
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    @staticmethod
+    def _read(path: str) -> tuple[Path, dict[str, Any]]:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        if getattr(trainer, "ckpt_path", None):  # resuming: the checkpoint already holds the (further trained) weights
-            return
-
-        folder = resolve_path(self.path, what="exported model folder")
+        folder = resolve_path(path, what="exported model folder")
         file = Path(folder) / "model.safetensors"
         if not file.is_file():
             raise FileNotFoundError(f"LoadEncoderWeights: {folder} holds no model.safetensors (not an exported model)")
@@ -254,6 +383,39 @@ class LoadEncoderWeights(pl.Callback):
         state = {k[len("encoder.") :]: v for k, v in weights.items() if k.startswith("encoder.")}
         if not state:
             raise ValueError(f"{folder}: model.safetensors holds no encoder.* weights")
+        return file, state
+
+    def averaged_state(self) -> tuple[Path, dict[str, Any]]:
+        """The encoder state of ``path`` (the uniform average when several folders are given) and its first file."""
+        import torch
+
+        first, state = self._read(self.paths[0])
+        if len(self.paths) == 1:
+            return first, state
+        total = {k: v.float().clone() if v.is_floating_point() else v for k, v in state.items()}
+        for path in self.paths[1:]:
+            file, other = self._read(path)
+            if set(other) != set(state):
+                diff = sorted(set(other) ^ set(state))
+                raise ValueError(
+                    f"LoadEncoderWeights: {file}: encoder tensors differ from {first} ({len(diff)} name(s), e.g. "
+                    f"{diff[0]!r}): only exports of the same architecture can be averaged"
+                )
+            for k, v in other.items():
+                if v.shape != state[k].shape:
+                    raise ValueError(
+                        f"LoadEncoderWeights: {file}: tensor encoder.{k} has shape {list(v.shape)}, {first} has "
+                        f"{list(state[k].shape)}: only exports of the same architecture can be averaged"
+                    )
+                if v.is_floating_point():
+                    total[k] += v.float()
+        n = len(self.paths)
+        with torch.no_grad():
+            averaged = {k: (t / n).to(state[k].dtype) if state[k].is_floating_point() else t for k, t in total.items()}
+        return first, averaged
+
+    def _load(self, pl_module: pl.LightningModule) -> None:
+        file, state = self.averaged_state()
         towers = getattr(pl_module, "towers", None)
         if towers is None or len(towers) != 1:
             raise ValueError("LoadEncoderWeights needs a System with exactly one tower")
@@ -274,9 +436,32 @@ class LoadEncoderWeights(pl.Callback):
             first = str(exc).strip().splitlines()
             detail = " ".join(line.strip() for line in first[1:3]) or first[0]
             raise ValueError(f"LoadEncoderWeights: {file}: weights do not match the encoder ({detail[:200]})") from None
-        print(f"polymodal: loaded {len(state)} encoder tensors from {folder}")
+        n = len(self.paths)
+        what = self.paths[0] if n == 1 else f"the average of {n} exports ({', '.join(self.paths)})"
+        print(f"polymodal: loaded {len(state)} encoder tensors from {what}")
         if missing or unexpected:
             print(f"polymodal: missing {missing}, unexpected {unexpected}")
+        self._loaded = True
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if getattr(trainer, "ckpt_path", None):  # resuming: the checkpoint already holds the (further trained) weights
+            return
+        self._load(pl_module)
+
+    def _evaluation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from pytorch_lightning.trainer.states import TrainerFn
+
+        if self._loaded or trainer.state.fn not in (TrainerFn.VALIDATING, TrainerFn.TESTING):
+            return  # inside a fit the weights were loaded at fit start (and have trained since)
+        if getattr(trainer, "ckpt_path", None):
+            return
+        self._load(pl_module)
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._evaluation_start(trainer, pl_module)
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._evaluation_start(trainer, pl_module)
 
 
 class StepTimer(pl.Callback):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from polymodal.distributed import all_gather_with_grad, rank_and_world
+from polymodal.distributed import all_gather_with_grad, gather_concat, rank_and_world
 
 __all__ = ["InfoNCELoss", "MultipleNegativesRankingLoss", "info_nce_loss"]
 
@@ -22,13 +22,19 @@ def info_nce_loss(
     candidates: Tensor,
     labels: Tensor,
     temperature: float = 0.05,
+    exclude: Tensor | None = None,
 ) -> Tensor:
     """Cross-entropy of each anchor ``(B, D)`` against all ``candidates`` ``(N, D)``.
 
     ``labels`` ``(B,)`` holds the index of each anchor's positive among the candidates.
-    Similarities are cosine, divided by ``temperature``.
+    Similarities are cosine, divided by ``temperature``. ``exclude`` ``(B, N)`` (bool) removes candidates from
+    an anchor's softmax (e.g. other positives of its group, which are not negatives); its positive is never removed.
     """
     logits = F.normalize(anchors, dim=-1) @ F.normalize(candidates, dim=-1).T / temperature  # (B, N)
+    if exclude is not None:
+        exclude = exclude.clone()
+        exclude[torch.arange(len(labels), device=labels.device), labels] = False
+        logits = logits.masked_fill(exclude, float("-inf"))
     return F.cross_entropy(logits, labels)
 
 
@@ -44,15 +50,22 @@ class InfoNCELoss(nn.Module):
         temperature: softmax temperature on cosine similarities (0.05 == sentence-transformers' scale 20).
         symmetric: also classify each positive against all anchors and average both directions.
         gather: gather candidates across ranks when running distributed.
+        exclude_same_group: an integer target is a group id per row ``(B,)`` (e.g. the source text of two
+            spans); in-batch candidates of the anchor's own group other than its positive are left out of its
+            softmax instead of counting as negatives (hard-negative columns are never left out). Without an
+            integer target (none, or a float score such as an STS validation batch's) the loss is the plain one.
     """
 
-    def __init__(self, temperature: float = 0.05, symmetric: bool = False, gather: bool = True) -> None:
+    def __init__(
+        self, temperature: float = 0.05, symmetric: bool = False, gather: bool = True, exclude_same_group: bool = False
+    ) -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.temperature = temperature
         self.symmetric = symmetric
         self.gather = gather
+        self.exclude_same_group = exclude_same_group
 
     def forward(self, embeddings: Sequence[Tensor], target: Tensor | None = None) -> Tensor:
         if len(embeddings) < 2:
@@ -64,10 +77,21 @@ class InfoNCELoss(nn.Module):
         all_pos = gather(positives)  # (W*B, D)
         candidates = torch.cat([all_pos, *[gather(n) for n in negatives]], dim=0)
         labels = torch.arange(B, device=anchors.device) + rank * B
-        loss = info_nce_loss(anchors, candidates, labels, self.temperature)
+        exclude = None
+        if self.exclude_same_group and target is not None and not target.is_floating_point():
+            if target.shape != (B,):
+                raise ValueError(
+                    f"InfoNCELoss(exclude_same_group): expected one group id per row ({B},), got {tuple(target.shape)}"
+                )
+            groups = gather_concat(target) if world > 1 else target  # (W*B,)
+            same = target[:, None] == groups[None, :]  # (B, W*B)
+            pad = same.new_zeros((B, candidates.shape[0] - same.shape[1]))  # hard negatives stay negatives
+            exclude = torch.cat([same, pad], dim=1)
+        loss = info_nce_loss(anchors, candidates, labels, self.temperature, exclude)
         if self.symmetric:
             all_anchors = gather(anchors)
-            loss = (loss + info_nce_loss(positives, all_anchors, labels, self.temperature)) / 2
+            back = None if exclude is None else exclude[:, : all_anchors.shape[0]]  # no hard negatives this way
+            loss = (loss + info_nce_loss(positives, all_anchors, labels, self.temperature, back)) / 2
         return loss
 
 

@@ -103,3 +103,81 @@ def test_export_model_refuses_an_untrained_model_outside_the_cli(tmp_path):
     with pytest.raises(ValueError, match="0 training batches; refusing to export an untrained model"):
         trainer.fit(system, data)
     assert not (tmp_path / "model").exists()
+
+
+def test_load_encoder_weights_averages_several_folders(tmp_path, capsys):
+    """A list of exports loads their uniform weight average (Pixel-Linguist's stage-0 ensemble)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from polymodal.callbacks import LoadEncoderWeights
+
+    folders = []
+    for i in range(3):
+        torch.manual_seed(i)  # three different weight sets of one architecture
+        folders.append(str(_export(tmp_path / f"e{i}")))
+    file, state = LoadEncoderWeights(folders).averaged_state()
+    assert any(
+        not torch.equal(w["encoder." + k], v)
+        for k, v in state.items()
+        for w in [load_file(f"{folders[0]}/model.safetensors")]
+    )
+    assert file == Path(folders[0]) / "model.safetensors"
+    weights = [load_file(str(Path(f) / "model.safetensors")) for f in folders]
+    for key, value in state.items():
+        parts = [w["encoder." + key] for w in weights]
+        if value.is_floating_point():
+            torch.testing.assert_close(value, sum(p.float() for p in parts) / 3)
+        else:
+            assert torch.equal(value, parts[0])
+    main(
+        [
+            "fit",
+            "--config",
+            TINY,
+            f"--trainer.default_root_dir={tmp_path / 'run'}",
+            "--trainer.callbacks+=LoadEncoderWeights",
+            f"--trainer.callbacks.path=[{','.join(folders)}]",
+        ]
+    )
+    assert "the average of 3 exports" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("other", "expected"),
+    [
+        ({"hidden_size": 48, "intermediate_size": 96}, "has shape"),
+        ({"num_hidden_layers": 3}, "encoder tensors differ"),
+    ],
+)
+def test_load_encoder_weights_refuses_to_average_other_architectures(tmp_path, other, expected):
+    from polymodal.callbacks import LoadEncoderWeights
+
+    a, b = _export(tmp_path / "a"), _export(tmp_path / "b", **other)
+    with pytest.raises(ValueError) as err:
+        LoadEncoderWeights([str(a), str(b)]).averaged_state()
+    msg = str(err.value)
+    assert "\n" not in msg and expected in msg and str(b) in msg and "averaged" in msg, msg
+
+
+def test_load_encoder_weights_under_validate_scores_the_loaded_encoder(tmp_path):
+    """`polymodal validate` (no fit) loads the weights before evaluating: same score as the exported model."""
+    from polymodal import load
+    from polymodal.data import read_table
+    from polymodal.evaluation.sts import STSEvaluator
+
+    folder = _export(tmp_path / "exported")
+    cli = main(
+        [
+            "validate",
+            "--config",
+            TINY,
+            f"--trainer.default_root_dir={tmp_path / 'run'}",
+            "--trainer.limit_val_batches=1.0",
+            "--trainer.callbacks+=LoadEncoderWeights",
+            f"--trainer.callbacks.path={folder}",
+        ]
+    )
+    df = read_table("package://sbert/data/stsb_dev_sample.tsv.gz")
+    ref = STSEvaluator(df.sentence1.tolist(), df.sentence2.tolist(), df.score.astype(float).tolist())(load(folder))
+    assert float(cli.trainer.callback_metrics["val/spearman"]) == pytest.approx(ref.spearman, abs=2e-3)

@@ -273,3 +273,28 @@ def test_batch_loss_system_trains_with_cached_loss_under_lightning(tmp_path):
     assert np.isfinite(float(trainer.callback_metrics["train/loss"]))
     moved = [n for n, p in enc.named_parameters() if not torch.equal(p, before[n])]
     assert len(moved) > 0.9 * len(before)  # the cached gradients reached (almost) every weight
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_infonce_exclude_same_group_drops_only_same_group_candidates(symmetric):
+    from polymodal.losses import InfoNCELoss
+
+    torch.manual_seed(0)
+    a, p, n = torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 8)
+    groups = torch.tensor([0, 0, 1, 2])  # rows 0 and 1 come from the same source text
+    loss = InfoNCELoss(temperature=0.1, symmetric=symmetric, exclude_same_group=True)
+    logits = torch.nn.functional.normalize(a, dim=-1) @ torch.nn.functional.normalize(torch.cat([p, n]), dim=-1).T / 0.1
+    mask = torch.zeros(4, 8, dtype=torch.bool)
+    mask[0, 1] = mask[1, 0] = True  # each other's positive is no negative; hard negatives (columns 4-7) stay
+    want = torch.nn.functional.cross_entropy(logits.masked_fill(mask, float("-inf")), torch.arange(4))
+    if symmetric:
+        back = torch.nn.functional.normalize(p, dim=-1) @ torch.nn.functional.normalize(a, dim=-1).T / 0.1
+        want = (
+            want + torch.nn.functional.cross_entropy(back.masked_fill(mask[:, :4], float("-inf")), torch.arange(4))
+        ) / 2
+    torch.testing.assert_close(loss([a, p, n], groups), want)
+    plain = InfoNCELoss(temperature=0.1, symmetric=symmetric)([a, p, n])
+    torch.testing.assert_close(loss([a, p, n], groups.float()), plain)  # a float target (an STS score) is no group
+    torch.testing.assert_close(loss([a, p, n], torch.arange(4)), plain)  # all groups distinct: the plain loss
+    with pytest.raises(ValueError, match=r"one group id per row \(4,\)"):
+        loss([a, p, n], torch.zeros(3, dtype=torch.long))

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from polymodal.cli import main
 from polymodal.plugins.pixel.fonts import resolve_font
@@ -107,3 +108,84 @@ def test_sweep_file_and_plot(tmp_path):
     assert plot(tmp_path).stat().st_size > 1000
     with pytest.raises(FileNotFoundError, match="run the sweep first"):
         curves(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("embeddings", ["glyph", "trainable"])
+def test_tiny_probe_scores_the_trained_lm_on_the_cloze_items(tmp_path, embeddings):
+    from polymodal.callbacks import ClozeProbe
+    from polymodal.evaluation.cloze import choice_logprobs
+
+    cli = main(
+        [
+            "fit",
+            "--config",
+            "recipes/glyph_lm/tiny_probe.yaml",
+            f"--trainer.default_root_dir={tmp_path}",
+            f"--model.init_args.model.init_args.font={FONT}",
+            f"--model.init_args.model.init_args.embeddings={embeddings}",
+        ]
+    )
+    logged = cli.trainer.callback_metrics
+    probe = next(c for c in cli.trainer.callbacks if isinstance(c, ClozeProbe))
+    assert len(probe.items) == 6 and float(logged["val/probe_items"]) == 6
+    assert float(logged["val/probe_chance"]) == 0.25 and 0 <= float(logged["val/probe_unigram"]) <= 1
+    lm = cli.model.towers["lm"]
+    scores = choice_logprobs(lm.model, lm.tokenizer.encode, probe.items, max_length=64)  # the final weights
+    right = np.mean(scores.argmax(1) == np.array([it.answer for it in probe.items]))
+    assert float(logged["val/probe_accuracy"]) == pytest.approx(right)
+    assert probe.last["accuracy"] == pytest.approx(right)
+
+
+def test_probe_runs_only_at_the_last_validation_of_a_fit(tmp_path, capsys):
+    fit(tmp_path, "--config", "recipes/glyph_lm/tiny_probe.yaml")
+    assert capsys.readouterr().out.count("polymodal: cloze probe (6 items) val accuracy") == 1  # of 2 validations
+
+
+def test_probe_on_a_tower_without_a_tokenizer_is_one_line():
+    from polymodal.callbacks import ClozeProbe
+
+    probe = ClozeProbe("package://glyph_lm/data/tiny_corpus.txt", tower="nope")
+    module = type("M", (), {"towers": {"lm": torch.nn.Linear(2, 2)}})()
+    trainer = type("T", (), {"sanity_checking": False, "state": type("S", (), {"fn": None})()})()
+    with pytest.raises(ValueError, match="no tower 'nope'"):
+        probe._evaluate(trainer, module, "val")
+    probe.tower = "lm"
+    with pytest.raises(ValueError, match=r"has no \.tokenizer\.encode"):
+        probe._evaluate(trainer, module, "val")
+    with pytest.raises(ValueError, match="stages must be val and/or test"):
+        ClozeProbe("x", stages=["train"])
+
+
+def test_probe_config_and_sweep(tmp_path, capsys):
+    from polymodal.experiments import load_sweep, run_command
+
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", "recipes/glyph_lm/probe.yaml", "--print_config"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    (probe,) = [c for c in printed["trainer"]["callbacks"] if c["class_path"].endswith("ClozeProbe")]
+    assert probe["init_args"]["corpus"] == printed["data"]["init_args"]["path"]  # the data module's corpus and cut
+    assert probe["init_args"]["n_items"] == 1000 and probe["init_args"]["val_fraction"] == 0.1
+    assert printed["data"]["init_args"]["val_fraction"] == 0.1
+    assert printed["trainer"]["max_steps"] % printed["trainer"]["val_check_interval"] == 0  # scored at the end
+    sweep = load_sweep("recipes/glyph_lm/sweep_probe.yaml")
+    runs = {r.name: r for r in sweep.runs}
+    assert sweep.seeds == [0, 1] and runs["untrained_glyph"].command == "validate"
+    for name in ("trainable", "untrained_trainable"):
+        assert "--model.init_args.model.init_args.embeddings=trainable" in run_command(runs[name], 0, str(tmp_path))
+    assert not any("embeddings" in a for a in run_command(runs["glyph"], 0, str(tmp_path)))
+
+
+@pytest.mark.slow
+def test_probe_items_of_tiny_shakespeare(shared_data):
+    """The shipped probe: 1,000 items from the held-out 10 % (lines after the cut), frequency-matched distractors."""
+    import gzip
+
+    from polymodal.evaluation.cloze import cloze_items, unigram_accuracy
+    from polymodal.plugins.glyph import as_glyph_tokenizer
+
+    text = gzip.open(shared_data / "text_corpus" / "tinyshakespeare_input.txt.gz", "rt").read()
+    encode = as_glyph_tokenizer("package://glyph_lm/data/tokenizer.json").encode
+    items, counts = cloze_items(text, encode)
+    assert len(items) == 1000 and min(it.line for it in items) > text.count("\n", 0, int(len(text) * 0.9))
+    assert unigram_accuracy(items, counts) < 0.25  # word frequency alone is no shortcut
+    assert {len({len(encode(o)) for o in it.options}) for it in items} == {1}
