@@ -39,12 +39,14 @@ def ContrastiveSystem(  # noqa: N802 - a preset reads like the class it builds
     metrics: dict[str, StepMetric] | None = None,
     optimizer: OptimizerCallable | None = None,
     warmup_ratio: float = 0.1,
+    init_from: str | None = None,
 ) -> System:
     """Encoder(s) + pooler + a loss over the embeddings of the input columns (default InfoNCE).
 
     With one ``encoder`` every column shares it (a siamese bi-encoder); with ``encoders`` ``routes`` maps
     column -> encoder. Validation logs ``val/spearman`` / ``val/pearson`` of the two columns' cosine with
     the target whenever the validation split has two input columns and a target (``metrics`` replaces it).
+    ``init_from``: a checkpoint whose matching tensors initialise the system (e.g. stage 2 from stage 1).
     """
     from polymodal.losses import InfoNCELoss
 
@@ -58,6 +60,7 @@ def ContrastiveSystem(  # noqa: N802 - a preset reads like the class it builds
         metrics=metrics if metrics is not None else {"sts": PairSimilarity()},
         optimizer=optimizer,
         warmup_ratio=warmup_ratio,
+        init_from=init_from,
     )
 
 

@@ -5,6 +5,7 @@ a gap's depth is how far its similarity lies below the nearest peaks on either s
 similarity rises). Boundaries: depth peaks above a threshold tuned on val, or Hearst's ``mean - std / 2``.
 
     python -m polymodal.recipes.topic_segmentation.texttiling [--data choi.jsonl.gz] [--protocols document]
+        [--heldout-docs 40]  # text-disjoint val / test size (default 200)
 """
 
 from __future__ import annotations
@@ -70,14 +71,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data", default="data://topicseg_choi/choi.jsonl.gz")
     parser.add_argument("--protocols", nargs="+", default=["document", "text-disjoint"])
     parser.add_argument("--windows", nargs="+", type=int, default=[1, 2, 3, 4, 5, 6, 8])
+    parser.add_argument("--heldout-docs", type=int, default=200, help="text-disjoint val / test documents")
     parser.add_argument("--cache-dir", default="/tmp/polymodal_cache/topicseg")
     parser.add_argument("--out", default="runs/topicseg/texttiling.json")
     args = parser.parse_args(argv)
     encoder, results = TextEncoder("minilm-l6", hidden_states=True), {}
     for protocol in args.protocols:
         data = {
-            part: documents(TextFeatures(ChoiPairs(args.data, part, protocol), ["left", "right"], encoder,
-                                         cache_dir=args.cache_dir).frame())
+            part: documents(TextFeatures(ChoiPairs(args.data, part, protocol, heldout_docs=args.heldout_docs),
+                                         ["left", "right"], encoder, cache_dir=args.cache_dir).frame())
             for part in ("val", "test")
         }
 

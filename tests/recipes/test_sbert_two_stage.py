@@ -83,3 +83,66 @@ def test_load_encoder_weights_skipped_on_resume(tmp_path):
     cb.on_fit_start(SimpleNamespace(ckpt_path=str(tmp_path / "last.ckpt")), None)  # no error: nothing loaded
     with pytest.raises(FileNotFoundError, match="does-not-exist"):
         cb.on_fit_start(SimpleNamespace(ckpt_path=None), None)
+
+
+PLAIN_DATA = [  # the real from-plain YAMLs on the embedded samples, 2 steps of 4 (seconds; random weights)
+    "--trainer.limit_train_batches=2",
+    "--trainer.limit_val_batches=1",
+    "--trainer.enable_progress_bar=false",
+    "--data.init_args.batch_size=4",
+    "--data.init_args.eval_batch_size=16",
+    "--data.init_args.val=package://sbert/data/stsb_dev_sample.tsv.gz",
+]
+
+
+def test_from_plain_configs_start_untuned_and_chain_through_init_from(tmp_path):
+    """nli_from_plain.yaml builds the MiniLM architecture with fresh random weights (none of the bundled
+    sentence-tuned ones), writes last.ckpt; sts_from_plain.yaml with init_from starts from exactly it, and
+    without init_from (the STS-only baseline) from a fresh random initialisation."""
+    from safetensors.torch import load_file
+
+    from polymodal.plugins.text.pretrained import resolve_text_model
+    from polymodal.system import System
+
+    nli = main(["fit", "--config", "recipes/sbert_two_stage/nli_from_plain.yaml", *PLAIN_DATA,
+                "--data.init_args.sources.train.init_args.paths=[package://pixel_linguist/data/snli_dev_sample.tsv.gz]",
+                f"--trainer.default_root_dir={tmp_path / 'n'}"])
+    assert nli.trainer.global_step == 2
+    tuned = load_file(str(resolve_text_model("minilm-l6") / "model.safetensors"))
+    word = next(v for k, v in tuned.items() if k.endswith("word_embeddings.weight"))
+    ours = nli.model.towers["shared"].model.embeddings.word_embeddings.weight.detach()
+    assert ours.shape == word.shape and not torch.allclose(ours, word, atol=1e-2)  # same shape, not those weights
+    ckpt = tmp_path / "n" / "checkpoints" / "last.ckpt"
+    stage1 = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+
+    seen: dict = {}
+    original = System.on_train_batch_start
+
+    def spy(module, batch, batch_idx):
+        state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        seen.setdefault(module.trainer.default_root_dir, state)
+
+    System.on_train_batch_start = spy
+    try:
+        for name, extra in (("s", [f"--model.init_args.init_from={ckpt}"]), ("o", [])):
+            main(["fit", "--config", "recipes/sbert_two_stage/sts_from_plain.yaml", *PLAIN_DATA, *extra,
+                  "--data.init_args.train=package://sbert/data/stsb_train_sample.tsv.gz",
+                  f"--trainer.default_root_dir={tmp_path / name}"])
+    finally:
+        System.on_train_batch_start = original
+    two_stage, sts_only = seen[str(tmp_path / "s")], seen[str(tmp_path / "o")]
+    tower = [k for k in stage1 if k.startswith("towers.")]
+    assert tower and all(torch.equal(two_stage[k], stage1[k]) for k in tower)
+    assert not torch.equal(sts_only[tower[0]], stage1[tower[0]])
+    assert polymodal.load(tmp_path / "s" / "model").encode(["a test"]).shape == (1, 384)
+
+
+def test_plain_sweep_chains_stage_two_to_stage_one_per_seed():
+    from polymodal.experiments import load_sweep, run_command
+
+    sweep = load_sweep("recipes/sbert_two_stage/sweep_plain.yaml")
+    runs = {r.name: r for r in sweep.runs}
+    assert list(runs) == ["untrained", "nli", "nli_sts", "sts_only"] and sweep.seeds == [0, 1]
+    cmd = run_command(runs["nli_sts"], 1, "R")
+    assert "--model.init_args.init_from=R/nli/seed1/checkpoints/last.ckpt" in cmd
+    assert not any("init_from" in a for a in run_command(runs["sts_only"], 1, "R"))

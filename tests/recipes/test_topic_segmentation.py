@@ -125,6 +125,52 @@ def test_sweep_file_covers_every_head_subset_on_both_protocols():
     assert not any("negatives" in a for a in runs["td_stp_nsp_tc"].args)
 
 
+FINETUNED = "recipes/topic_segmentation/choi_finetuned.yaml"
+
+
+def test_finetuned_config_trains_the_sentence_encoder_through_the_heads(tmp_path):
+    """choi_finetuned.yaml (on the shipped sample, the registered tiny BERT in place of MiniLM): raw sentences
+    go through the trainable encoder, whose weights change; heads and encoder get their own learning rates;
+    val / test report Pk / WindowDiff like the frozen variant."""
+    sources = [f"--data.init_args.sources.{p}.init_args.path={SAMPLE}" for p in ("train", "val", "test")]
+    tower = ["--model.init_args.tower.init_args.model=test-bert", "--model.init_args.tower.init_args.tokenizer=bytes"]
+    from polymodal.system import System
+
+    seen = {}
+    original = System.on_train_batch_start
+
+    def spy(module, batch, batch_idx):
+        seen.setdefault("before", {k: v.detach().clone() for k, v in module.towers.state_dict().items()})
+        seen["inputs"] = sorted(batch.inputs["left"])
+
+    System.on_train_batch_start = spy
+    try:
+        cli = main(["fit", "--config", FINETUNED, *sources, *tower, "--trainer.limit_train_batches=3",
+                    "--data.init_args.batch_size=16", f"--trainer.default_root_dir={tmp_path}"])
+    finally:
+        System.on_train_batch_start = original
+    system = cli.model
+    assert "input_ids" in seen["inputs"]  # token ids of the raw sentences, not cached feature vectors
+    assert type(system.towers["shared"]).__name__ == "TextEncoder" and not system.frozen
+    after = system.towers.state_dict()
+    assert any(not torch.equal(seen["before"][k], after[k]) for k in after)  # the encoder trained
+    rates = sorted(g["initial_lr"] for g in cli.trainer.optimizers[0].param_groups)
+    assert rates == [pytest.approx(2e-5), pytest.approx(1e-3)]
+    (test,) = cli.trainer.test(system, datamodule=cli.datamodule, verbose=False)
+    assert test["test/documents"] == 3 and 0 <= test["test/pk"] <= 100 and 0 <= test["test/mean/windowdiff"] <= 100
+
+
+def test_finetuned_sweep_compares_frozen_and_finetuned_on_the_same_documents():
+    runs = {r.name: r for r in load_sweep("recipes/topic_segmentation/sweep_finetuned.yaml").runs}
+    assert set(runs) == {"td_frozen_full", "td_frozen_budget", "td_finetuned"}
+    for r in runs.values():
+        assert r.test and sum("protocol=text-disjoint" in a for a in r.args) == 3
+        assert sum("heldout_docs=40" in a for a in r.args) == 2
+    budget = [a for a in runs["td_frozen_budget"].args if "limit_train_batches" in a or "batch_size" in a]
+    assert budget == ["--trainer.limit_train_batches=60", "--data.init_args.batch_size=32"]
+    assert "--trainer.limit_train_batches=60" in runs["td_finetuned"].args
+
+
 @pytest.mark.slow
 def test_real_choi_split_and_texttiling(shared_data, tmp_path):
     """The fixed split on the real data and a TextTiling baseline clearly better than chance (Pk ~45)."""
