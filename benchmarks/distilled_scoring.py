@@ -14,7 +14,8 @@ MiniLM-L6 sized (the recipe's teacher and student), so architecture, not trainin
 With ``--head-student`` the DSE head student is timed too: its tower embeds the query and candidates like
 the cosine student, then its trained :class:`~polymodal.heads.PairHead` (``[u, v, |u-v|, u*v]`` -> FC) scores
 the 1,000 feature rows instead of a dot product (cold and indexed). Every model runs in this one process
-with the same torch thread count (printed) and one encode stream (``streams=1``).
+with the same torch thread count and the same CPU streams (``--streams``, default 1: one batch at a time on all
+threads; both are printed), the cross-encoder's ``predict`` and the bi-encoders' ``encode`` alike.
 
 Prints the times and ``ratio: X`` = cross-encoder time / cold bi-encoder time (the
 conservative figure; the indexed ratio is printed above it).
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--streams", type=int, default=1, help="one-thread CPU streams, every side (1: none)")
     parser.add_argument("--head-student", default=None, help="the DSE head student's exported tower")
     parser.add_argument("--head-checkpoint", default=None, help="its Lightning checkpoint (PairHead weights)")
     parser.add_argument("--head-name", default="nli")
@@ -58,16 +60,16 @@ def main() -> None:
     query = "A man is playing a guitar on stage."
 
     def cross() -> np.ndarray:
-        return teacher.predict([(query, c) for c in candidates], batch_size=args.batch_size)
+        return teacher.predict([(query, c) for c in candidates], batch_size=args.batch_size, streams=args.streams)
 
     def bi_cold() -> np.ndarray:
-        emb = student.encode([query, *candidates], batch_size=args.batch_size, normalize=True, streams=1)
+        emb = student.encode([query, *candidates], batch_size=args.batch_size, normalize=True, streams=args.streams)
         return emb[1:] @ emb[0]
 
-    index = student.encode(candidates, batch_size=args.batch_size, normalize=True, streams=1)
+    index = student.encode(candidates, batch_size=args.batch_size, normalize=True, streams=args.streams)
 
     def bi_indexed() -> np.ndarray:
-        q = student.encode([query], normalize=True, streams=1)[0]
+        q = student.encode([query], normalize=True, streams=args.streams)[0]
         return index @ q
 
     head_times: tuple[float, float] | None = None
@@ -75,9 +77,11 @@ def main() -> None:
         from polymodal.recipes.distilled.compare import load_pair_head
 
         tower = polymodal.load(args.head_student)
-        raw = tower.encode(candidates[:1], streams=1)
+        raw = tower.encode(candidates[:1], streams=args.streams)
         head = load_pair_head(args.head_checkpoint, args.head_name, raw.shape[1])
-        head_index = torch.from_numpy(np.asarray(tower.encode(candidates, batch_size=args.batch_size, streams=1)))
+        head_index = torch.from_numpy(
+            np.asarray(tower.encode(candidates, batch_size=args.batch_size, streams=args.streams))
+        )
 
         def head_scores(q: torch.Tensor, cands: torch.Tensor) -> np.ndarray:
             with torch.inference_mode():
@@ -85,12 +89,12 @@ def main() -> None:
 
         def head_cold() -> np.ndarray:
             emb = torch.from_numpy(
-                np.asarray(tower.encode([query, *candidates], batch_size=args.batch_size, streams=1))
+                np.asarray(tower.encode([query, *candidates], batch_size=args.batch_size, streams=args.streams))
             )
             return head_scores(emb[:1], emb[1:])
 
         def head_indexed() -> np.ndarray:
-            q = torch.from_numpy(np.asarray(tower.encode([query], streams=1)))
+            q = torch.from_numpy(np.asarray(tower.encode([query], streams=args.streams)))
             return head_scores(q, head_index)
 
     def best(fn) -> float:
@@ -105,7 +109,10 @@ def main() -> None:
     t_cross, t_cold, t_indexed = best(cross), best(bi_cold), best(bi_indexed)
     if head_times is None and args.head_student:
         head_times = (best(head_cold), best(head_indexed))
-    print(f"{args.candidates} candidates, threads={torch.get_num_threads()}, best of {args.repeats}")
+    print(
+        f"{args.candidates} candidates, threads={torch.get_num_threads()}, streams={args.streams} (every side), "
+        f"best of {args.repeats}"
+    )
     print(f"cross-encoder (teacher)        {t_cross * 1000:9.1f} ms")
     print(f"bi-encoder, cold (student)     {t_cold * 1000:9.1f} ms   speed-up {t_cross / t_cold:6.2f}x")
     print(f"bi-encoder, indexed (student)  {t_indexed * 1000:9.1f} ms   speed-up {t_cross / t_indexed:6.1f}x")
