@@ -47,6 +47,7 @@ import hashlib
 import json
 import os
 import unicodedata
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -309,8 +310,6 @@ class GlyphRasterizer:
             self._draw_one(0, DOTTED_CIRCLE + chr(int(drawn[i])), theirs, theirs_w, i)
         for k in range(n):
             if k not in unchecked and not (np.array_equal(ours[k], theirs[k]) and ours_w[k] == theirs_w[k]):
-                import warnings
-
                 warnings.warn(
                     f"{self.bitmap_path}: glyph U+{int(drawn[k]):04X} differs from {self.font_path}; "
                     "drawing with FreeType",
@@ -326,7 +325,7 @@ class GlyphRasterizer:
         """Combining marks on a dotted circle from the bitmap file, placed as the font places them (a
         zero-advance mark at its listed offset from the pen, a spacing one after the circle); returns the
         rows left for FreeType."""
-        bitmaps = self._load_bitmaps() if not self._bitmaps_checked else self._bitmaps
+        bitmaps = self._load_bitmaps()
         if bitmaps is None or bitmaps[3] is None:
             return rows
         row, hex_cells, hex_widths, offsets = bitmaps
@@ -362,7 +361,7 @@ class GlyphRasterizer:
         self, rows: np.ndarray, cps: np.ndarray, adv: np.ndarray, cells: np.ndarray, widths: np.ndarray
     ) -> np.ndarray:
         """Fill the cells the bitmap file has (same advance); return the mask of those left for FreeType."""
-        bitmaps = self._load_bitmaps() if not self._bitmaps_checked else self._bitmaps
+        bitmaps = self._load_bitmaps()
         if bitmaps is None:
             return np.ones(len(rows), dtype=bool)
         row, hex_cells, hex_widths, _ = bitmaps
