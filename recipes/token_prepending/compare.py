@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.only or []) - set(variants(args.grid)))
+    if unknown:  # before the model load: a typo costs one line, not a minute
+        parser.error(f"unknown variant(s) {unknown}; choose from {list(variants(args.grid))}")
     import torch
 
     from polymodal.io import resolve_path

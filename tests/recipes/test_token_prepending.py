@@ -50,6 +50,16 @@ def test_compare_switches_variants_on_one_encoder():
         compare(enc, str(sample), limit=4, names=["no such variant"])
 
 
+def test_compare_cli_rejects_an_unknown_variant_before_loading_the_model(capsys, monkeypatch):
+    from polymodal.plugins.text import decoder
+    from polymodal.recipes.token_prepending.compare import main as compare_main
+
+    monkeypatch.setattr(decoder, "DecoderTextEncoder", None)  # a load would fail loudly
+    with pytest.raises(SystemExit) as exc:
+        compare_main(["--only", "prompteol"])
+    assert exc.value.code == 2 and "unknown variant(s) ['prompteol']" in capsys.readouterr().err
+
+
 def test_sweep_file_runs_exactly_the_compare_variants():
     from polymodal.experiments import load_sweep
     from polymodal.recipes.token_prepending.compare import variants
@@ -79,5 +89,6 @@ def test_smollm2_compare_on_a_few_stsb_pairs(shared_data):
         pytest.skip(str(exc))
     torch.set_num_threads(2)
     enc = DecoderTextEncoder("smollm2-135m").eval()
-    results = compare(enc, str(shared_data / "stsb" / "sts-dev.csv.gz"), limit=60)
-    assert all(-1 <= v <= 1 for v in results.values())
+    names = ["PromptEOL", "earlier TP (start, 0-7)", "TP official defaults (slot, 1-all)"]  # one per code path
+    results = compare(enc, str(shared_data / "stsb" / "sts-dev.csv.gz"), limit=32, names=names)
+    assert list(results) == names and all(-1 <= v <= 1 for v in results.values())
