@@ -6,7 +6,9 @@ content): a string by its UTF-8 bytes, a file (``key="file"``) by its bytes, an 
 fingerprint hashes every weight, the encoder and pooler configuration, so a changed model, a changed file or
 a changed option never reuses stale vectors; nothing depends on file names or modification times. The cache
 lives in memory and, with ``directory``, in one ``.npz`` per fingerprint and options, written atomically
-(temporary file, fsync, rename), read with ``allow_pickle=False``. Per-item arrays of different lengths (token or
+(temporary file, fsync, rename), read with ``allow_pickle=False``. Processes sharing one cache folder do not lose
+each other's entries: a save takes an ``flock`` on ``<file>.lock`` and first merges in whatever another process
+wrote since this one last read the file. Per-item arrays of different lengths (token or
 word vectors of sentences, ``encode(..., ragged=True)``) are stored concatenated with their lengths.
 """
 
@@ -112,13 +114,21 @@ class FeatureCache:
         self.directory = Path(directory).expanduser() if directory is not None else None
         self.store: dict[str, np.ndarray] = {}
         self.hits = self.misses = 0
+        self._seen: tuple[int, int] | None = None  # (mtime_ns, size) of the file as last read or written
         if self.path is not None and self.path.is_file():
-            with np.load(self.path, allow_pickle=False) as data:
-                keys, vectors = data["keys"], data["vectors"]
-                lengths = data["lengths"] if "lengths" in data else None
-            if lengths is not None:  # ragged entries, concatenated along the first axis
-                vectors = np.split(vectors, np.cumsum(lengths)[:-1])
-            self.store = {str(k): v for k, v in zip(keys, vectors)}
+            self.store = self._read()
+
+    def _read(self) -> dict[str, np.ndarray]:
+        """The entries of the cache file (and remember its version, so a save knows whether to merge)."""
+        assert self.path is not None
+        stat = self.path.stat()
+        with np.load(self.path, allow_pickle=False) as data:
+            keys, vectors = data["keys"], data["vectors"]
+            lengths = data["lengths"] if "lengths" in data else None
+        if lengths is not None:  # ragged entries, concatenated along the first axis
+            vectors = np.split(vectors, np.cumsum(lengths)[:-1])
+        self._seen = (stat.st_mtime_ns, stat.st_size)
+        return {str(k): v for k, v in zip(keys, vectors)}
 
     @property
     def path(self) -> Path | None:
@@ -163,12 +173,28 @@ class FeatureCache:
         return np.stack([self.store[k] for k in keys])
 
     def save(self) -> None:
-        """Write the cache file (no-op without ``directory``)."""
+        """Write the cache file (no-op without ``directory``), merged with entries another process added."""
         if self.path is None or not self.store:
             return
-        from polymodal.io import atomic_path
+        import fcntl
 
         self.directory.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+        lock = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one writer at a time; the kernel drops it if we die
+            if self.path.is_file():
+                stat = self.path.stat()
+                if self._seen != (stat.st_mtime_ns, stat.st_size):  # written by someone else since we looked
+                    for key, value in self._read().items():
+                        self.store.setdefault(key, value)
+            self._write()
+        finally:
+            os.close(lock)
+
+    def _write(self) -> None:
+        from polymodal.io import atomic_path
+
+        assert self.path is not None
         keys = np.array(list(self.store), dtype="U64")
         values = list(self.store.values())
         arrays: dict[str, Any] = {}  # savez(**arrays): Any keeps mypy off its allow_pickle keyword
@@ -180,3 +206,5 @@ class FeatureCache:
         with atomic_path(self.path) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, keys=keys, **arrays)
+        stat = self.path.stat()
+        self._seen = (stat.st_mtime_ns, stat.st_size)
