@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -36,6 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from polymodal.data.text import read_choi
 from polymodal.metrics.functional import (
     cosine_matrix,
     kmeans_v_measure,
@@ -288,20 +288,13 @@ def _choi_sentences(folder: Path) -> dict[str, Any]:
     A Choi segment is the first ``n`` sentences of a Brown-corpus text, so segments that open with the
     same sentence come from the same text; the union of their sentences is that text's sentence set.
     """
-    path = folder / "choi.jsonl.gz"
     texts: dict[str, dict[str, None]] = {}
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        for i, line in enumerate(fh, start=1):
-            try:
-                doc = json.loads(line)
-                group, segments = str(doc["group"]), doc["segments"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise _bad(path, i, f"expected a JSON object with 'group' and 'segments' ({exc})") from None
-            if group not in ("1", "2"):
-                continue
-            for segment in segments:
-                if segment:
-                    texts.setdefault(segment[0], {}).update(dict.fromkeys(segment))
+    for doc in read_choi(folder / "choi.jsonl.gz"):
+        if doc.group not in ("1", "2"):
+            continue
+        for segment in doc.segments:
+            if segment:
+                texts.setdefault(segment[0], {}).update(dict.fromkeys(segment))
     seen: set[str] = set()
     sentences, labels = [], []
     for label, (_, sents) in enumerate(texts.items()):

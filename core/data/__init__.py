@@ -16,7 +16,7 @@ from polymodal.data.stratified import (
     stratified_split,
 )
 from polymodal.data.tables import LAYOUTS, check_columns, iter_table, read_table
-from polymodal.data.text import TextLines
+from polymodal.data.text import ChoiRecord, TextLines, read_choi
 
 __all__ = [
     "LAYOUTS",
@@ -34,6 +34,8 @@ __all__ = [
     "Table",
     "TableDataModule",
     "TextLines",
+    "ChoiRecord",
+    "read_choi",
     "as_source",
     "check_columns",
     "column_name",

@@ -1,16 +1,50 @@
-"""Plain-text corpora as rows: :class:`TextLines` groups the non-empty lines of a ``.txt`` (or ``.txt.gz``) file."""
+"""Plain-text corpora as rows: :class:`TextLines` groups the non-empty lines of a ``.txt`` (or ``.txt.gz``) file;
+:func:`read_choi` reads the Choi segmentation benchmark's JSON lines (the one reader every recipe and the bench use)."""
 
 from __future__ import annotations
 
 import gzip
+import json
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
 
 from polymodal.data.sources import Source
 from polymodal.io import resolve_path
 
-__all__ = ["TextLines"]
+__all__ = ["ChoiRecord", "TextLines", "read_choi"]
+
+
+class ChoiRecord(NamedTuple):
+    """One document of a Choi file: its 1-based ``line``, ``path`` (the original ``.ref`` file, or ``line N``),
+    ``group`` (``"1"``-``"4"``, ``""`` if absent) and ``segments`` (lists of sentences; may contain empty ones)."""
+
+    line: int
+    path: str
+    group: str
+    segments: list[list[str]]
+
+
+def read_choi(path: Any, what: str = "Choi file") -> Iterator[ChoiRecord]:
+    """The documents of a Choi JSON-lines file (``{"path", "group", "segments": [[sentence, ...], ...]}`` per
+    line, ``.gz`` allowed; ``data://topicseg_choi/choi.jsonl.gz``). Blank lines are skipped; a line that is not
+    JSON or whose ``segments`` is not a list of lists of strings is one error naming the file and line."""
+    file = resolve_path(path, what=what)
+    opener: Any = gzip.open if file.name.endswith(".gz") else open
+    with opener(file, "rt", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                doc = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{file}: line {lineno}: not JSON ({exc.msg})") from None
+            segments = doc.get("segments") if isinstance(doc, dict) else None
+            if not isinstance(segments, list) or not all(
+                isinstance(s, list) and all(type(x) is str for x in s) for s in segments
+            ):
+                raise ValueError(f"{file}: line {lineno}, field 'segments': expected a list of lists of sentences")
+            yield ChoiRecord(lineno, str(doc.get("path", f"line {lineno}")), str(doc.get("group", "")), segments)
 
 
 class TextLines(Source):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from polymodal.data.sources import Source
+from polymodal.data.text import read_choi
 from polymodal.io import resolve_path
 
 __all__ = ["ChoiSegments"]
@@ -62,22 +61,16 @@ class ChoiSegments(Source):
 
         file = resolve_path(self.path, what="Choi file")
         rows, seen, empty = [], set(), 0
-        with gzip.open(file, "rt", encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                try:
-                    doc = json.loads(line)
-                    group, segments = str(doc["group"]), doc["segments"]
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise ValueError(f"{file}: line {number}: not a Choi document ({exc})") from None
-                for k, sentences in enumerate(segments):
-                    if not sentences:
-                        empty += 1
-                        continue
-                    sid = source_id(sentences[0])
-                    if group in self.seen_groups:
-                        seen.add(sid)
-                    if group in self.groups:
-                        rows.append((" ".join(sentences), sid, group, str(doc.get("path", number)), k))
+        for doc in read_choi(file):
+            for k, sentences in enumerate(doc.segments):
+                if not sentences:
+                    empty += 1
+                    continue
+                sid = source_id(sentences[0])
+                if doc.group in self.seen_groups:
+                    seen.add(sid)
+                if doc.group in self.groups:
+                    rows.append((" ".join(sentences), sid, doc.group, doc.path, k))
         if self.texts != "all":
             rows = [r for r in rows if (r[1] in seen) == (self.texts == "seen")]
         if self.max_rows is not None:

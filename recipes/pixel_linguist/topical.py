@@ -9,12 +9,10 @@ consecutive spans of one text (``group=source``): anchor and positive share a to
 
 from __future__ import annotations
 
-import gzip
-import json
 from typing import Any
 
 from polymodal.data.sources import Source
-from polymodal.io import resolve_path
+from polymodal.data.text import read_choi
 
 __all__ = ["SourceSpans"]
 
@@ -50,26 +48,12 @@ class SourceSpans(Source):
 
     def texts(self) -> dict[str, list[str]]:
         """First sentence -> the longest run of opening sentences seen for that source text."""
-        file = resolve_path(self.path, what="source-spans file")
-        opener = gzip.open if file.name.endswith(".gz") else open
         texts: dict[str, list[str]] = {}
-        with opener(file, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    doc = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{file}: line {lineno}: not JSON ({exc.msg})") from None
-                segments = doc.get("segments") if isinstance(doc, dict) else None
-                if not isinstance(segments, list) or not all(
-                    isinstance(s, list) and all(isinstance(x, str) for x in s) for s in segments
-                ):
-                    raise ValueError(f"{file}: line {lineno}: field 'segments' must be a list of lists of sentences")
-                for seg in segments:
-                    seg = [x.strip() for x in seg if x.strip()]
-                    if seg and len(seg) > len(texts.get(seg[0], [])):
-                        texts[seg[0]] = seg
+        for doc in read_choi(self.path, what="source-spans file"):
+            for seg in doc.segments:
+                seg = [x.strip() for x in seg if x.strip()]
+                if seg and len(seg) > len(texts.get(seg[0], [])):
+                    texts[seg[0]] = seg
         return texts
 
     def read(self) -> Any:

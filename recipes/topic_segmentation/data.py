@@ -11,9 +11,7 @@ documents and builds val / test as new Choi-style documents from held-out texts 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from polymodal.data.sources import Source
+from polymodal.data.text import read_choi
 from polymodal.io import resolve_path
 
 __all__ = ["ChoiPairs", "Document", "heldout_documents", "load_choi", "overlap_report", "split_documents"]
@@ -55,24 +54,13 @@ def load_choi(path: str, max_docs: int | None = None) -> list[Document]:
     """Read ``choi.jsonl[.gz]``; errors name the file, line and field."""
     file = resolve_path(path, what="Choi documents file")
     docs: list[Document] = []
-    with (gzip.open if file.suffix == ".gz" else open)(file, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{file}: line {lineno}: not JSON ({exc.msg})") from None
-            segs = rec.get("segments")
-            ok = isinstance(segs, list) and all(isinstance(s, list) and all(type(t) is str for t in s) for s in segs)
-            if not ok:
-                raise ValueError(f"{file}: line {lineno}, field 'segments': expected a list of lists of sentences")
-            try:
-                docs.append(_document(str(rec.get("path", f"line {lineno}")), segs))
-            except ValueError as exc:
-                raise ValueError(f"{file}: line {lineno}: {exc}") from None
-            if max_docs is not None and len(docs) >= max_docs:
-                break
+    for rec in read_choi(file):
+        try:
+            docs.append(_document(rec.path, rec.segments))
+        except ValueError as exc:
+            raise ValueError(f"{file}: line {rec.line}: {exc}") from None
+        if max_docs is not None and len(docs) >= max_docs:
+            break
     if not docs:
         raise ValueError(f"{file}: no documents")
     return docs

@@ -90,7 +90,7 @@ def test_choi_segments_group_by_first_sentence_and_split_seen_unseen_texts(tmp_p
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("not json\n", r"line 1: not a Choi document"), ('{"group": "1"}\n', r"line 1: not a Choi document")],
+    [("not json\n", r"line 1: not JSON"), ('{"group": "1"}\n', r"line 1, field 'segments': expected a list of lists")],
 )
 def test_choi_segments_bad_file_is_one_line(tmp_path, content, message):
     path = tmp_path / "bad.jsonl.gz"

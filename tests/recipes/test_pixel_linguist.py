@@ -149,8 +149,8 @@ def test_source_spans_keep_the_longest_opening_of_each_text(tmp_path):
     ("content", "kwargs", "expected"),
     [
         ('{"segments": [["a", "b"]]}\nnot json\n', {}, "line 2: not JSON"),
-        ('{"segments": "abc"}\n', {}, "line 1: field 'segments' must be a list"),
-        ('{"path": "x"}\n', {}, "line 1: field 'segments'"),
+        ('{"segments": "abc"}\n', {}, "line 1, field 'segments': expected a list of lists"),
+        ('{"path": "x"}\n', {}, "line 1, field 'segments'"),
         ('{"segments": [["only one"]]}\n', {}, "no source text with 2+ spans"),
         ('{"segments": [["a", "b"]]}\n', {"sentences": 0}, "sentences must be >= 1"),
         ('{"segments": [["a", "b"]]}\n', {"max_chars": 0}, "max_chars must be >= 1"),
