@@ -88,8 +88,9 @@ def overlap_report(train: list[Document], test: list[Document]) -> dict[str, flo
     }
 
 
-def heldout_documents(docs: list[Document], texts: set[str], n_docs: int, seed: int, segments: int = 10,
-                      sizes: tuple[int, int] = (3, 11)) -> list[Document]:
+def heldout_documents(
+    docs: list[Document], texts: set[str], n_docs: int, seed: int, segments: int = 10, sizes: tuple[int, int] = (3, 11)
+) -> list[Document]:
     """Choi-style documents from ``texts`` only: ``segments`` segments, each the first n ~ U[sizes] sentences
     (capped at the longest opening in the corpus) of a random text, never the same text twice in a row."""
     openings: dict[str, list[str]] = {}
@@ -123,8 +124,11 @@ def protocol_split(docs: list[Document], protocol: str, heldout: int = 200) -> d
         kept = [seg for seg in d.segments() if seg[0] not in held]
         if len(kept) >= 2:
             train.append(_document(d.name, kept))
-    return {"train": train, "val": heldout_documents(docs, held, heldout, 1),
-            "test": heldout_documents(docs, held, heldout, 2)}
+    return {
+        "train": train,
+        "val": heldout_documents(docs, held, heldout, 1),
+        "test": heldout_documents(docs, held, heldout, 2),
+    }
 
 
 class ChoiPairs(Source):
@@ -141,9 +145,17 @@ class ChoiPairs(Source):
         heldout_docs: text-disjoint val / test size. max_docs: read only N documents. seed: negatives.
     """
 
-    def __init__(self, path: str, part: Literal["train", "val", "test"] = "train",
-                 protocol: Literal["document", "text-disjoint"] = "document", negatives: bool = True,
-                 context: int = 1, heldout_docs: int = 200, max_docs: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        path: str,
+        part: Literal["train", "val", "test"] = "train",
+        protocol: Literal["document", "text-disjoint"] = "document",
+        negatives: bool = True,
+        context: int = 1,
+        heldout_docs: int = 200,
+        max_docs: int | None = None,
+        seed: int = 0,
+    ) -> None:
         if part not in ("train", "val", "test") or protocol not in ("document", "text-disjoint") or context < 1:
             raise ValueError(f"ChoiPairs: bad part {part!r}, protocol {protocol!r} or context {context}")
         self.path, self.part, self.protocol, self.context = path, part, protocol, context

@@ -43,8 +43,10 @@ def SiameseSegmenter(  # noqa: N802 - a preset reads like the class it builds
     if not heads or len(heads) != len(set(heads)):
         raise ValueError(f"heads must be a non-empty subset of {list(HEADS)}")
     pair = ["left", "right"]
-    built = {h: LinearHead(pair[:1], num_topics, dropout=dropout) if h == "tc" else PairHead(pair, 1, dropout=dropout)
-             for h in heads}
+    built = {
+        h: LinearHead(pair[:1], num_topics, dropout=dropout) if h == "tc" else PairHead(pair, 1, dropout=dropout)
+        for h in heads
+    }
     metrics = {"segmentation": Segmentation(heads[:1])}
     if len(heads) > 1:
         metrics["segmentation_mean"] = Segmentation(heads, prefix="mean/")

@@ -78,8 +78,14 @@ def main(argv: list[str] | None = None) -> dict:
     encoder, results = TextEncoder("minilm-l6", hidden_states=True), {}
     for protocol in args.protocols:
         data = {
-            part: documents(TextFeatures(ChoiPairs(args.data, part, protocol, heldout_docs=args.heldout_docs),
-                                         ["left", "right"], encoder, cache_dir=args.cache_dir).frame())
+            part: documents(
+                TextFeatures(
+                    ChoiPairs(args.data, part, protocol, heldout_docs=args.heldout_docs),
+                    ["left", "right"],
+                    encoder,
+                    cache_dir=args.cache_dir,
+                ).frame()
+            )
             for part in ("val", "test")
         }
 
@@ -91,8 +97,11 @@ def main(argv: list[str] | None = None) -> dict:
         w = min(pk, key=pk.get)  # type: ignore[arg-type]
         test, refs = depths("test", w), data["test"][1]
         hearst = score_segmentations([hearst_boundaries(d).astype(float) for d in test], refs, 0.5)
-        results[protocol] = {"window": w, "tuned": score_segmentations(test, refs, tuned[w], peaks=True),
-                             "hearst": {"pk": hearst["pk"], "windowdiff": hearst["windowdiff"]}}
+        results[protocol] = {
+            "window": w,
+            "tuned": score_segmentations(test, refs, tuned[w], peaks=True),
+            "hearst": {"pk": hearst["pk"], "windowdiff": hearst["windowdiff"]},
+        }
         print(protocol, json.dumps(results[protocol]), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.out) as tmp:

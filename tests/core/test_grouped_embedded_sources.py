@@ -25,7 +25,11 @@ ROWS = pd.DataFrame({"image": ["b", "a", "a", "b", "a", "c"], "caption": ["b0", 
 def test_train_pairs_cycle_within_each_group():
     df = GroupedPairs(Frame(ROWS), "image", "caption", "train").read()
     assert list(zip(df["a"], df["b"], df["group_id"])) == [
-        ("a0", "a1", 0), ("a1", "a2", 0), ("a2", "a0", 0), ("b0", "b1", 1), ("b1", "b0", 1)
+        ("a0", "a1", 0),
+        ("a1", "a2", 0),
+        ("a2", "a0", 0),
+        ("b0", "b1", 1),
+        ("b1", "b0", 1),
     ]  # "c" has one caption: dropped
     assert df["others"].iloc[0] == "a1 | a2"
 

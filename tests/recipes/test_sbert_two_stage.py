@@ -104,9 +104,16 @@ def test_from_plain_configs_start_untuned_and_chain_through_init_from(tmp_path):
     from polymodal.plugins.text.pretrained import resolve_text_model
     from polymodal.system import System
 
-    nli = main(["fit", "--config", "recipes/sbert_two_stage/nli_from_plain.yaml", *PLAIN_DATA,
-                "--data.init_args.sources.train.init_args.paths=[package://pixel_linguist/data/snli_dev_sample.tsv.gz]",
-                f"--trainer.default_root_dir={tmp_path / 'n'}"])
+    nli = main(
+        [
+            "fit",
+            "--config",
+            "recipes/sbert_two_stage/nli_from_plain.yaml",
+            *PLAIN_DATA,
+            "--data.init_args.sources.train.init_args.paths=[package://pixel_linguist/data/snli_dev_sample.tsv.gz]",
+            f"--trainer.default_root_dir={tmp_path / 'n'}",
+        ]
+    )
     assert nli.trainer.global_step == 2
     tuned = load_file(str(resolve_text_model("minilm-l6") / "model.safetensors"))
     word = next(v for k, v in tuned.items() if k.endswith("word_embeddings.weight"))
@@ -125,9 +132,17 @@ def test_from_plain_configs_start_untuned_and_chain_through_init_from(tmp_path):
     System.on_train_batch_start = spy
     try:
         for name, extra in (("s", [f"--model.init_args.init_from={ckpt}"]), ("o", [])):
-            main(["fit", "--config", "recipes/sbert_two_stage/sts_from_plain.yaml", *PLAIN_DATA, *extra,
-                  "--data.init_args.train=package://sbert/data/stsb_train_sample.tsv.gz",
-                  f"--trainer.default_root_dir={tmp_path / name}"])
+            main(
+                [
+                    "fit",
+                    "--config",
+                    "recipes/sbert_two_stage/sts_from_plain.yaml",
+                    *PLAIN_DATA,
+                    *extra,
+                    "--data.init_args.train=package://sbert/data/stsb_train_sample.tsv.gz",
+                    f"--trainer.default_root_dir={tmp_path / name}",
+                ]
+            )
     finally:
         System.on_train_batch_start = original
     two_stage, sts_only = seen[str(tmp_path / "s")], seen[str(tmp_path / "o")]

@@ -145,8 +145,18 @@ def test_finetuned_config_trains_the_sentence_encoder_through_the_heads(tmp_path
 
     System.on_train_batch_start = spy
     try:
-        cli = main(["fit", "--config", FINETUNED, *sources, *tower, "--trainer.limit_train_batches=3",
-                    "--data.init_args.batch_size=16", f"--trainer.default_root_dir={tmp_path}"])
+        cli = main(
+            [
+                "fit",
+                "--config",
+                FINETUNED,
+                *sources,
+                *tower,
+                "--trainer.limit_train_batches=3",
+                "--data.init_args.batch_size=16",
+                f"--trainer.default_root_dir={tmp_path}",
+            ]
+        )
     finally:
         System.on_train_batch_start = original
     system = cli.model
