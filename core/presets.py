@@ -22,7 +22,7 @@ from torch import nn
 from polymodal.heads import LinearHead
 from polymodal.metrics.step import HeadMetrics, PairSimilarity, Perplexity, StepMetric
 from polymodal.modality import Encoder
-from polymodal.objectives import CausalLMLoss, HeadLoss
+from polymodal.objectives import CausalLMLoss, HeadLoss, Objective
 from polymodal.poolers import ClsPooler, Pooler
 from polymodal.system import System
 
@@ -40,8 +40,12 @@ def ContrastiveSystem(  # noqa: N802 - a preset reads like the class it builds
     optimizer: OptimizerCallable | None = None,
     warmup_ratio: float = 0.1,
     init_from: str | None = None,
+    objectives: dict[str, Objective] | None = None,
 ) -> System:
     """Encoder(s) + pooler + a loss over the embeddings of the input columns (default InfoNCE).
+
+    ``objectives``: further named objectives summed with ``loss`` (logged as ``train/<name>``; e.g. ULLME's
+    ``GenerationAugmentedLoss`` beside the contrastive loss); the loss is then named ``contrastive``.
 
     With one ``encoder`` every column shares it (a siamese bi-encoder); with ``encoders`` ``routes`` maps
     column -> encoder. Validation logs ``val/spearman`` / ``val/pearson`` of the two columns' cosine with
@@ -50,13 +54,15 @@ def ContrastiveSystem(  # noqa: N802 - a preset reads like the class it builds
     """
     from polymodal.losses import InfoNCELoss
 
+    base = loss if loss is not None else InfoNCELoss()
     return System(
         tower=encoder,
         towers=encoders,
         routes=routes,
         pooler=pooler,
         normalize=normalize,
-        loss=loss if loss is not None else InfoNCELoss(),
+        loss=None if objectives else base,
+        objectives={"contrastive": base, **objectives} if objectives else None,
         metrics=metrics if metrics is not None else {"sts": PairSimilarity()},
         optimizer=optimizer,
         warmup_ratio=warmup_ratio,

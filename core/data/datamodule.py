@@ -163,6 +163,8 @@ class TableDataModule(pl.LightningDataModule):
             with several (teacher scores per candidate) it is the val/test split's only target, under its own
             name, and the training objectives that need the training targets skip validation.
         meta: columns passed through unprocessed (ids, file names, reference texts).
+        eval_meta: meta columns of val/test when they differ (``[]``: none; e.g. training objectives that read the
+            raw text of triplet columns, validated on STS pairs that do not have them). Default: ``meta``.
         classes: target column -> its class names in index order, for categorical labels written as text
             (``{label: [entailment, neutral, contradiction]}``); a value not in the list is a bad value.
         ranges: target column -> ``[low, high]`` its values must lie in (``{score: [0, 5]}`` for STS-B); a
@@ -201,6 +203,7 @@ class TableDataModule(pl.LightningDataModule):
         target: str | list[str] | None = None,
         eval_target: str | None = None,
         meta: list[str] | None = None,
+        eval_meta: list[str] | None = None,
         classes: dict[str, list[str]] | None = None,
         ranges: dict[str, list[float]] | None = None,
         allow_missing_targets: bool = False,
@@ -250,6 +253,7 @@ class TableDataModule(pl.LightningDataModule):
         self.meta = list(meta or [])
         if stratify_column is not None and stratify_column not in self.meta:
             self.meta.append(stratify_column)
+        self.eval_meta = None if eval_meta is None else list(eval_meta)
         self.stratify_column = stratify_column
         self.classes = {k: [str(c) for c in v] for k, v in (classes or {}).items()}
         self.ranges = {k: (float(v[0]), float(v[1])) for k, v in (ranges or {}).items()}
@@ -277,6 +281,11 @@ class TableDataModule(pl.LightningDataModule):
         if split in ("val", "test") and self.eval_inputs:
             return self.eval_inputs
         return self.inputs
+
+    def meta_for(self, split: str) -> list[str]:
+        if split in ("val", "test") and self.eval_meta is not None:
+            return self.eval_meta
+        return self.meta
 
     def set_processors(self, processors: dict[str, Processor] | list[Processor]) -> None:
         """Use these processors instead of asking the system: input column name -> processor, or a list in
@@ -318,7 +327,8 @@ class TableDataModule(pl.LightningDataModule):
         if split in ("val", "test") and self.eval_target:
             target_cols = [self.eval_target]
         flat = [c for col in columns for c in ([col] if isinstance(col, str) else col)]
-        check_columns(df, flat + target_cols + self.meta, where)
+        meta_cols = self.meta_for(split)
+        check_columns(df, flat + target_cols + meta_cols, where)
         processors = self._processors
         bad: list[tuple[int, str, str]] = []
         values: dict[str, list[Any]] = {}
@@ -367,7 +377,7 @@ class TableDataModule(pl.LightningDataModule):
                     f = float("nan")
                 out.append(f)
             targets[key] = out
-        meta = {m: df[m].tolist() for m in self.meta}
+        meta = {m: df[m].tolist() for m in meta_cols}
         rows = list(range(1, len(df) + 1))
         if bad:
             first = min(bad)

@@ -19,7 +19,7 @@ from polymodal.losses.distillation import (
 from polymodal.losses.focal import FocalInfoNCELoss, focal_info_nce_loss
 from polymodal.losses.grounding import GroundingLoss, grounding_loss
 from polymodal.losses.infonce import InfoNCELoss, MultipleNegativesRankingLoss, info_nce_loss
-from polymodal.losses.listwise import ListwiseDistillationLoss, listwise_kl_loss
+from polymodal.losses.listwise import GenerationAugmentedLoss, ListwiseDistillationLoss, dpo_loss, listwise_kl_loss
 from polymodal.losses.matryoshka import MatryoshkaLoss, matryoshka_loss
 from polymodal.losses.matryoshka2d import Matryoshka2DLoss
 from polymodal.losses.mining import MinedNegatives, mine_hard_negatives
@@ -56,6 +56,8 @@ __all__ = [
     "hard_negative_mixing_loss",
     "info_nce_loss",
     "listwise_kl_loss",
+    "dpo_loss",
+    "GenerationAugmentedLoss",
     "margin_filtered_info_nce_loss",
     "matryoshka_loss",
     "mine_hard_negatives",

@@ -27,7 +27,7 @@ from polymodal.objectives.base import STAGES, Objective
 if TYPE_CHECKING:  # pragma: no cover
     from polymodal.system import Step
 
-__all__ = ["ListwiseDistillationLoss", "listwise_kl_loss"]
+__all__ = ["GenerationAugmentedLoss", "ListwiseDistillationLoss", "dpo_loss", "listwise_kl_loss"]
 
 
 def listwise_kl_loss(
@@ -111,4 +111,90 @@ class ListwiseDistillationLoss(Objective):
 
             labels = torch.arange(query.shape[0], device=query.device)
             loss = loss + self.contrastive_weight * info_nce_loss(query, torch.cat(cands), labels, self.temperature)
+        return loss
+
+
+def dpo_loss(chosen: Tensor, rejected: Tensor, beta: float = 0.1) -> Tensor:
+    """Reference-free sigmoid DPO: ``mean(-log sigmoid(beta * (chosen - rejected)))`` over ``(B,)`` sequence
+    log-likelihoods (Rafailov et al. 2023 without a reference model, as ULLME's GRL uses it)."""
+    return -F.logsigmoid(beta * (chosen - rejected)).mean()
+
+
+class GenerationAugmentedLoss(Objective):
+    """ULLME's generation-augmented representation learning (GRL; Man et al. 2024,
+    https://arxiv.org/abs/2408.03402, official code ``nlp-uoregon/ullme``), the part beside the contrastive loss.
+
+    The decoder tower scores each query's candidates twice: by representation (cosine of the pooled embeddings)
+    and by generation (the LM's log-likelihood of ``"{instruction}. Query:\n{query}\n\n{candidate}\n"``,
+    whole sequence, as the official collator builds it). The objective is::
+
+        dpo_weight * DPO(logp_sum(positive), logp_sum(first negative))     # trains generation to rank
+      + kl_weight  * KL(softmax(logp_mean) || softmax(cos / temperature))  # representation follows generation
+
+    with the generation distribution a constant in the KL (the official ``KLLoss`` detaches it). The contrastive
+    term is the System's other objective (``loss:`` of ``ContrastiveSystem``). The raw texts come from the
+    batch's ``meta`` (list the columns in the data's ``meta``; ``eval_meta: []`` when validation has others).
+
+    Args:
+        tower: the decoder tower (needs ``sequence_logprobs``: :class:`~polymodal.plugins.text.DecoderTextEncoder`
+            with tied embeddings); ``shared`` for ``ContrastiveSystem(encoder=...)``.
+        columns: ``[query, positive, negative_1, ...]`` input columns (also meta columns).
+        instruction: the alignment instruction of the generation prompt.
+        temperature: of the representation softmax.
+        beta: DPO temperature.
+        dpo_weight, kl_weight: weights of the two terms.
+        weight, stages: as for every objective (default: training only).
+    """
+
+    def __init__(
+        self,
+        tower: str = "shared",
+        columns: Sequence[str] = ("anchor", "positive", "negative"),
+        instruction: str = "Given a premise, write a sentence that it entails",
+        temperature: float = 0.05,
+        beta: float = 0.1,
+        dpo_weight: float = 1.0,
+        kl_weight: float = 1.0,
+        weight: float = 1.0,
+        stages: Sequence[str] = ("train",),
+    ) -> None:
+        super().__init__(weight, stages)
+        self.tower, self.columns, self.instruction = str(tower), [str(c) for c in columns], str(instruction)
+        if len(self.columns) < 3:
+            raise ValueError(f"GenerationAugmentedLoss: columns [query, positive, negative, ...], got {self.columns}")
+        if temperature <= 0 or beta <= 0 or dpo_weight < 0 or kl_weight < 0:
+            raise ValueError(
+                f"GenerationAugmentedLoss: need temperature > 0, beta > 0, weights >= 0; got {temperature}, {beta}, "
+                f"{dpo_weight}, {kl_weight}"
+            )
+        self.temperature, self.beta = float(temperature), float(beta)
+        self.dpo_weight, self.kl_weight = float(dpo_weight), float(kl_weight)
+
+    def requires(self) -> tuple[list[str], list[str]]:
+        return list(self.columns), []
+
+    def prompts(self, queries: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[str]:
+        """The generation sequences, query-major: ``B x K`` strings for ``K`` candidate columns."""
+        return [f"{self.instruction}. Query:\n{q}\n\n{k[i]}\n" for i, q in enumerate(queries) for k in candidates]
+
+    def forward(self, step: Step) -> Tensor:
+        model = step.system.towers[self.tower] if self.tower in step.system.towers else None
+        if model is None or not callable(getattr(model, "sequence_logprobs", None)):
+            raise TypeError(
+                f"objective {self.name!r}: tower {self.tower!r} has no sequence_logprobs() (a DecoderTextEncoder); "
+                f"towers: {sorted(step.system.towers)}"
+            )
+        missing = [c for c in self.columns if c not in step.batch.meta]
+        if missing:
+            raise ValueError(f"objective {self.name!r} needs the raw text of {missing}: add them to data.meta")
+        query, *cands = step.embeddings(self.columns)  # (B, D) each
+        texts = [[str(t) for t in step.batch.meta[c]] for c in self.columns]
+        total, mean = model.sequence_logprobs(self.prompts(texts[0], texts[1:]))  # (B * K,)
+        k = len(cands)
+        total, mean = total.view(-1, k), mean.view(-1, k)  # (B, K)
+        loss = query.new_zeros(())
+        if self.dpo_weight:
+            loss = loss + self.dpo_weight * dpo_loss(total[:, 0], total[:, 1], self.beta)
+        if self.kl_weight:
+            loss = loss + self.kl_weight * listwise_kl_loss(query, torch.stack(cands, dim=1), mean, self.temperature)
         return loss

@@ -287,6 +287,44 @@ class DecoderTextEncoder(TextEncoder):
         hidden = tuple(out.hidden_states) if self.hidden_states else None
         return Features(sequence=sequence, mask=real, hidden_states=hidden)
 
+    # -------------------------------------------------------------- generation
+    def output_embeddings(self) -> Tensor:
+        """The LM head's weight ``(V, D)``: the input embedding matrix of a model with tied embeddings (SmolLM2,
+        Llama-3.2 1B/3B, Qwen2 0.5B). The encoder loads the base model without a separate head, so an untied
+        model has none and this raises."""
+        config = getattr(self.model, "config", None)
+        text_config = config.get_text_config() if config is not None and hasattr(config, "get_text_config") else config
+        if not getattr(text_config, "tie_word_embeddings", False):
+            raise ValueError(
+                f"{type(self.model).__name__}: the LM head is not tied to the input embeddings, and the embedder "
+                "loads no separate head, so generation likelihoods are not available (use a tied-embedding decoder)"
+            )
+        return self.model.get_input_embeddings().weight
+
+    def sequence_logprobs(self, texts: list[str]) -> tuple[Tensor, Tensor]:
+        """Log-likelihood of each text under the model as a causal LM: ``(sum, token mean)`` over every token
+        after the first, each ``(N,)``, with gradients (ULLME's generation-based relevance; the official code
+        scores the whole prompt+query+passage sequence). Bidirectional attention is switched off for this pass
+        and back on after it; prompts and Token Prepending are not applied (``text_processor`` tokenises)."""
+        inputs = self.text_processor(texts)
+        device = self.model.get_input_embeddings().weight.device
+        ids, mask = inputs["input_ids"].to(device), inputs["attention_mask"].to(device)  # (N, T)
+        head = self.output_embeddings()
+        if self.bidirectional:
+            set_bidirectional(self.model, False)
+        try:
+            hidden = self.model(input_ids=ids, attention_mask=mask, use_cache=False, return_dict=True).last_hidden_state
+        finally:
+            if self.bidirectional:
+                set_bidirectional(self.model, True)
+        logits = hidden[:, :-1] @ head.to(hidden.dtype).T  # (N, T-1, V)
+        targets = ids[:, 1:]
+        logp = -nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none")
+        logp = logp.view_as(targets)  # (N, T-1)
+        real = mask[:, 1:].to(logp.dtype)
+        total = (logp * real).sum(-1)
+        return total, total / real.sum(-1).clamp_min(1.0)
+
     # ------------------------------------------------------------------ saving
     def get_config(self) -> dict[str, Any]:
         return {

@@ -182,3 +182,17 @@ def test_eval_target_reads_the_gold_column_in_val(tmp_path, train_target, val_ta
     )
     val = next(iter(dm.val_dataloader()))
     assert list(val.targets) == val_targets and val.targets[val_targets[0]].tolist() == [1.0, 4.0]
+
+
+def test_eval_meta_replaces_meta_in_val_and_test(tmp_path):
+    pd.DataFrame({"anchor": ["a1", "a2"], "positive": ["p1", "p2"]}).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame({"sentence1": ["s", "t"], "sentence2": ["u", "v"], "score": [1.0, 2.0]}).to_csv(
+        tmp_path / "val.csv", index=False
+    )
+    common = dict(train=str(tmp_path / "train.csv"), val=str(tmp_path / "val.csv"), inputs=["anchor", "positive"])
+    common.update(eval_inputs=["sentence1", "sentence2"], eval_target="score", meta=["anchor", "positive"])
+    dm = TableDataModule(**common, eval_meta=[])
+    assert dm.load_split("train").meta == {"anchor": ["a1", "a2"], "positive": ["p1", "p2"]}
+    assert dm.load_split("val").meta == {}
+    with pytest.raises(KeyError, match="missing column.s. .anchor"):  # without eval_meta the STS split must have the meta columns
+        TableDataModule(**common).load_split("val")

@@ -263,3 +263,76 @@ def test_soft_overlay_trains_on_teacher_soft_labels(tmp_path, tiny_teacher):
     spearman = cli.trainer.callback_metrics.get("val/spearman")  # validated on the STS pairs, gold score
     assert spearman is not None and math.isfinite(float(spearman))
     assert (tmp_path / "model").is_dir()
+
+
+# ------------------------------------------------------------------ ULLME GRL (generation-augmented learning)
+TIED = ["--model.init_args.encoder.init_args.model={architecture: test-llama, tie_word_embeddings: true}"]
+
+
+def test_dpo_and_grl_kl_against_hand_computed_values():
+    from polymodal.losses import dpo_loss, listwise_kl_loss
+
+    chosen, rejected = torch.tensor([-10.0, -4.0]), torch.tensor([-12.0, -3.0])
+    # -log sigmoid(0.1 * 2) = 0.598139, -log sigmoid(0.1 * -1) = 0.744397
+    assert float(dpo_loss(chosen, rejected, beta=0.1)) == pytest.approx((0.598139 + 0.744397) / 2, abs=1e-5)
+    q = torch.tensor([[1.0, 0.0]])
+    cands = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])  # cosines 1 and 0
+    gen = torch.tensor([[-1.0, -2.0]])  # token-mean log-likelihoods -> p = softmax = [0.731059, 0.268941]
+    s = torch.log_softmax(torch.tensor([1.0, 0.0]) / 0.5, dim=0)  # student at temperature 0.5
+    p = torch.tensor([0.731059, 0.268941])
+    expected = float((p * (p.log() - s)).sum())
+    assert float(listwise_kl_loss(q, cands, gen, temperature=0.5)) == pytest.approx(expected, abs=1e-5)
+
+
+def test_sequence_logprobs_equal_the_causal_lm_and_ignore_the_bidirectional_switch():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from polymodal.plugins.text.pretrained import resolve_text_model
+
+    torch.manual_seed(0)
+    enc = DecoderTextEncoder({"architecture": "test-llama", "tie_word_embeddings": True}, tokenizer="bytes")
+    texts = ["Query:\nA man sings.\n\nA person makes music.\n", "short"]
+    total, mean = enc.sequence_logprobs(texts)
+    lm = LlamaForCausalLM(LlamaConfig(**resolve_text_model("test-llama"), tie_word_embeddings=True))
+    lm.model.load_state_dict(enc.model.state_dict())
+    for i, text in enumerate(texts):
+        ids = enc.text_processor([text])["input_ids"]
+        nll = lm(input_ids=ids, labels=ids).loss  # mean over the T-1 predicted tokens
+        assert float(mean[i]) == pytest.approx(-float(nll), abs=1e-5)
+        assert float(total[i]) == pytest.approx(-float(nll) * (ids.shape[1] - 1), abs=1e-4)
+    enc.configure(bidirectional=True)
+    again, _ = enc.sequence_logprobs(texts)
+    torch.testing.assert_close(again, total)  # the generation pass is causal
+    assert enc.bidirectional and enc.model.config.is_causal is False  # and the switch is restored
+    total.sum().backward()  # gradients reach the weights (DPO trains generation)
+    assert enc.model.get_input_embeddings().weight.grad is not None
+
+
+def test_grl_overlay_fits_with_contrastive_and_generation_terms(tmp_path):
+    from polymodal.losses import GenerationAugmentedLoss
+
+    torch.manual_seed(0)
+    cli = _fit(tmp_path, "grl", *TIED)
+    objectives = cli.model.objectives
+    assert list(objectives) == ["contrastive", "grl"] and isinstance(objectives["grl"], GenerationAugmentedLoss)
+    metrics = cli.trainer.callback_metrics
+    assert math.isfinite(float(metrics["train/grl"])) and math.isfinite(float(metrics["val/spearman"]))
+    assert objectives["grl"].prompts(["P."], [["H1."], ["H2."]]) == [
+        "Given a premise, write a sentence that it entails. Query:\nP.\n\nH1.\n",
+        "Given a premise, write a sentence that it entails. Query:\nP.\n\nH2.\n",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "the LM head is not tied to the input embeddings"),  # test-llama unties by default
+        ([*TIED, "--data.init_args.meta=[anchor]"], "needs the raw text of ['positive', 'negative']: add them to"),
+    ],
+)
+def test_grl_bad_setups_are_one_line(tmp_path, capsys, extra, message):
+    with pytest.raises((SystemExit, ValueError)) as info:
+        _fit(tmp_path, "grl", *extra)
+    text = capsys.readouterr().err + (str(info.value) if isinstance(info.value, ValueError) else "")
+    assert [line for line in text.splitlines() if message in line], text[-2000:]
+    assert "Traceback" not in text
