@@ -153,6 +153,7 @@ class GenerationAugmentedLoss(Objective):
         instruction: str = "Given a premise, write a sentence that it entails",
         temperature: float = 0.05,
         beta: float = 0.1,
+        max_length: int | None = 128,
         dpo_weight: float = 1.0,
         kl_weight: float = 1.0,
         weight: float = 1.0,
@@ -169,6 +170,7 @@ class GenerationAugmentedLoss(Objective):
             )
         self.temperature, self.beta = float(temperature), float(beta)
         self.dpo_weight, self.kl_weight = float(dpo_weight), float(kl_weight)
+        self.max_length = None if max_length is None else int(max_length)
 
     def requires(self) -> tuple[list[str], list[str]]:
         return list(self.columns), []
@@ -189,7 +191,7 @@ class GenerationAugmentedLoss(Objective):
             raise ValueError(f"objective {self.name!r} needs the raw text of {missing}: add them to data.meta")
         query, *cands = step.embeddings(self.columns)  # (B, D) each
         texts = [[str(t) for t in step.batch.meta[c]] for c in self.columns]
-        total, mean = model.sequence_logprobs(self.prompts(texts[0], texts[1:]))  # (B * K,)
+        total, mean = model.sequence_logprobs(self.prompts(texts[0], texts[1:]), self.max_length)  # (B * K,)
         k = len(cands)
         total, mean = total.view(-1, k), mean.view(-1, k)  # (B, K)
         loss = query.new_zeros(())

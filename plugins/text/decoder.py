@@ -301,12 +301,25 @@ class DecoderTextEncoder(TextEncoder):
             )
         return self.model.get_input_embeddings().weight
 
-    def sequence_logprobs(self, texts: list[str]) -> tuple[Tensor, Tensor]:
+    def _processor_of_length(self, max_length: int | None) -> TextProcessor:
+        """The plain processor, or one truncating at ``max_length`` over a copy of its tokenizer."""
+        if max_length is None or max_length == self._processor.max_length:
+            return self._processor
+        cached = getattr(self, "_long_processor", None)
+        if cached is None or cached.max_length != max_length:
+            from tokenizers import Tokenizer
+
+            backend = Tokenizer.from_str(self._processor.tokenizer.to_str())  # truncation is tokenizer state
+            cached = self._long_processor = TextProcessor(backend, max_length, pad_id=self._processor.pad_id)
+        return cached
+
+    def sequence_logprobs(self, texts: list[str], max_length: int | None = None) -> tuple[Tensor, Tensor]:
         """Log-likelihood of each text under the model as a causal LM: ``(sum, token mean)`` over every token
         after the first, each ``(N,)``, with gradients (ULLME's generation-based relevance; the official code
         scores the whole prompt+query+passage sequence). Bidirectional attention is switched off for this pass
-        and back on after it; prompts and Token Prepending are not applied (``text_processor`` tokenises)."""
-        inputs = self.text_processor(texts)
+        and back on after it; prompts and Token Prepending are not applied (plain tokenisation, truncated at
+        ``max_length``, default the embedder's own)."""
+        inputs = self._processor_of_length(max_length)(texts)
         device = self.model.get_input_embeddings().weight.device
         ids, mask = inputs["input_ids"].to(device), inputs["attention_mask"].to(device)  # (N, T)
         head = self.output_embeddings()

@@ -194,5 +194,5 @@ def test_eval_meta_replaces_meta_in_val_and_test(tmp_path):
     dm = TableDataModule(**common, eval_meta=[])
     assert dm.load_split("train").meta == {"anchor": ["a1", "a2"], "positive": ["p1", "p2"]}
     assert dm.load_split("val").meta == {}
-    with pytest.raises(KeyError, match="missing column.s. .anchor"):  # without eval_meta the STS split must have the meta columns
+    with pytest.raises(KeyError, match="missing column.s. .anchor"):  # without eval_meta: val needs them
         TableDataModule(**common).load_split("val")

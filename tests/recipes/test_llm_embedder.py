@@ -336,3 +336,13 @@ def test_grl_bad_setups_are_one_line(tmp_path, capsys, extra, message):
     text = capsys.readouterr().err + (str(info.value) if isinstance(info.value, ValueError) else "")
     assert [line for line in text.splitlines() if message in line], text[-2000:]
     assert "Traceback" not in text
+
+
+def test_sequence_logprobs_truncate_at_their_own_length_without_touching_the_embedder():
+    tied = {"architecture": "test-llama", "tie_word_embeddings": True}
+    enc = DecoderTextEncoder(tied, tokenizer="bytes", max_length=8)
+    text = "a much longer generation sequence than eight tokens"
+    short, _ = enc.sequence_logprobs([text])
+    long, _ = enc.sequence_logprobs([text], max_length=64)
+    assert float(short) > float(long)  # more tokens scored: a lower total log-likelihood
+    assert enc.processor([text])["input_ids"].shape[1] == 8  # the embedder still truncates at its own limit
