@@ -58,20 +58,21 @@ def test_sweep_runs_fits_and_collects_one_table(tmp_path, capsys):
         "metrics: [val/spearman, train/loss]\n"
         "runs:\n  slow: [--model.init_args.optimizer.init_args.lr=0.0001]\n  fast: []\n",
     )
-    assert main(["sweep", str(path), "--root", str(tmp_path / "out"), "--only", "fast"]) == 0
+    assert main(["sweep", str(path), "--root", str(tmp_path / "out"), "--only", "fast", "--seeds", "0"]) == 0
+    records = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [(r["run"], r["seed"]) for r in records] == [("fast", 0)]
+    # one more (run, seed) later: the earlier rows stay, and two seeds give a spread
+    assert main(["sweep", str(path), "--root", str(tmp_path / "out"), "--only", "fast", "--seeds", "1"]) == 0
     records = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [(r["run"], r["seed"]) for r in records] == [("fast", 0), ("fast", 1)]
     assert all(-1 <= r["metrics"]["val/spearman"] <= 1 for r in records)
     table = (tmp_path / "out" / "results.md").read_text()
     assert "| run | val/spearman | train/loss | s / run |" in table and "| fast | " in table and "±" in table
     assert "polymodal fit --config recipes/sbert/tiny.yaml" in table  # every row's exact command
+    assert "| slow |" not in table  # a run never started has no row
     # a run can be reproduced: the recorded command's model matches the table's figure
     sweep = load_sweep(path, root=str(tmp_path / "out"))
     assert format_table(sweep, records) == table
-    # one more (run, seed) later: the earlier rows stay
-    assert main(["sweep", str(path), "--root", str(tmp_path / "out"), "--only", "slow", "--seeds", "1"]) == 0
-    records = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert [(r["run"], r["seed"]) for r in records] == [("fast", 0), ("fast", 1), ("slow", 1)]
     with pytest.raises(ValueError, match=r"seeds \[7\] are not in the sweep's seeds \[0, 1\]"):
         main(["sweep", str(path), "--root", str(tmp_path / "out"), "--seeds", "7"])
 
