@@ -32,6 +32,9 @@ class GeneratedSpans(SpanF1):
         generate: decode (``False``: report only the retrieval ``coverage``).
         max_new_tokens: longest answer.
         batch_size: prompts decoded together.
+        answers: a JSON-lines file that receives every decoded answer at the end of the stage (``domain``,
+            ``sentence``, ``answer``, ``gold`` and ``parsed`` spans as ``type: words``, ``malformed`` lines), replaced
+            whole; ``None``: not written. On several devices each rank writes ``<name>.rank<k>``.
         stages: where it runs (generation is slow: ``test`` only by default).
 
     Meta columns read: ``prompt``, ``tokens``, ``tags``, ``types``, ``domain`` and ``coverage``
@@ -48,11 +51,14 @@ class GeneratedSpans(SpanF1):
         generate: bool = True,
         max_new_tokens: int = 48,
         batch_size: int = 8,
+        answers: str | None = None,
         stages: Sequence[str] = ("test",),
         **kwargs: Any,
     ) -> None:
         super().__init__(head="", tags="tags", group="domain", groups=groups, stages=stages, **kwargs)
         self.tower, self.do_generate = tower, bool(generate)
+        self.answers_path = answers
+        self._answers: list[dict[str, Any]] = []
         self.max_new_tokens, self.batch_size = int(max_new_tokens), int(batch_size)
         n = len(self.groups)
         for name in ("lines", "malformed", "coverage_sum", "coverage_n"):
@@ -74,13 +80,46 @@ class GeneratedSpans(SpanF1):
         gold, pred = [], []
         for k, answer, tokens, tags, types in zip(groups, answers, meta["tokens"], meta["tags"], meta["types"]):
             spans, bad, lines = parse_answer(answer, list(tokens), list(types))
+            if self.answers_path:
+                words = list(tokens)
+
+                def show(found: Any, words: list[str] = words) -> list[str]:
+                    return [f"{t}: {' '.join(words[a : b + 1])}" for t, a, b in sorted(found)]
+
+                self._answers.append(
+                    {
+                        "domain": self.groups[int(k)],
+                        "sentence": " ".join(words),
+                        "answer": answer,
+                        "gold": show(fn.bio_entities(list(tags))),
+                        "parsed": show(spans),
+                        "malformed": bad,
+                    }
+                )
             self.malformed[k] += bad
             self.lines[k] += lines
             gold.append(set(fn.bio_entities(list(tags))))
             pred.append(spans)
         self.add(gold, pred, groups)
 
+    def reset(self) -> None:
+        super().reset()
+        self._answers = []
+
+    def _write_answers(self) -> None:
+        import json
+
+        from polymodal.io import atomic_path
+
+        dist = torch.distributed
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        path = f"{self.answers_path}.rank{rank}" if rank else str(self.answers_path)
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self._answers), encoding="utf-8")
+
     def compute(self) -> dict[str, float]:
+        if self.answers_path and self._answers:
+            self._write_answers()
         out = super().compute() if float(self.sentences.sum()) else {}
         if float(self.lines.sum()):
             out["malformed_rate"] = float(self.malformed.sum() / self.lines.sum())

@@ -86,11 +86,26 @@ def test_retrieval_prompts_pick_from_the_query_domain_and_never_the_query_itself
 def test_tiny_config_tunes_then_generates_and_scores(tmp_path):
     from polymodal.cli import main
 
-    cli = main(["fit", "--config", "recipes/if_wraner/tiny.yaml", f"--trainer.default_root_dir={tmp_path}"])
+    answers = tmp_path / "answers.jsonl"
+    cli = main(
+        [
+            "fit",
+            "--config",
+            "recipes/if_wraner/tiny.yaml",
+            f"--trainer.default_root_dir={tmp_path}",
+            f"--model.init_args.metrics.ner.init_args.answers={answers}",
+        ]
+    )
     assert cli.trainer.global_step == 2
     (result,) = cli.trainer.test(cli.model, datamodule=cli.datamodule)
     assert {"test/f1", "test/ai/f1", "test/malformed_rate", "test/coverage"} <= set(result)
     assert 0.0 <= result["test/malformed_rate"] <= 1.0 and np.isfinite(result["test/f1"])
+    import json
+
+    rows = [json.loads(line) for line in answers.read_text(encoding="utf-8").splitlines()]  # every decoded answer
+    assert rows and {"domain", "sentence", "answer", "gold", "parsed", "malformed"} == set(rows[0])
+    assert all(isinstance(r["answer"], str) and r["domain"] in ("politics", "science", "music", "literature", "ai")
+               for r in rows)  # fmt: skip
     # labels are the answer only: prompt tokens and padding are -100
     batch = next(iter(cli.datamodule.train_dataloader()))
     inputs = batch.inputs["prompt+answer"]
