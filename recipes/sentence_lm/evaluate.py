@@ -13,7 +13,9 @@ On problems of the held-out TEST templates (:class:`~polymodal.recipes.sentence_
    fed back), ``discretised`` inference (each predicted vector is decoded to text by the autoencoder and
    re-encoded by the frozen sentence encoder), both decoding only their last vector for the answer, and the
    ``cot`` model (token-level chain of thought, greedy). The sentence-level modes run for the gold number of
-   solution sentences (an oracle step count; the chain-of-thought model stops at its end token). FLOPs are
+   solution sentences (an oracle step count; the chain-of-thought model stops at its end token). Beside the
+   decoded answer, ``accuracy (nearest answer)`` reads the final predicted vector as the nearest of the answer
+   sentences "The answer is X." for X in -100..1000, yes, no (no decoder involved). FLOPs are
    counted by ``torch.utils.flop_counter.FlopCounterMode`` over everything each mode runs for a problem (LM,
    adapter, head, decoder, re-encoder; matrix products and attention, forward only);
 4. (d) SentenceLens: hidden states of intermediate predictor layers (final norm + regression head) decoded to
@@ -30,11 +32,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from polymodal.recipes.sentence_lm.predictor import SentenceChainProcessor, SentencePredictor
-from polymodal.recipes.sentence_lm.reasoning import ReasoningProblems, ReasoningSentences, parse_answer
+from polymodal.recipes.sentence_lm.reasoning import ReasoningProblems, ReasoningSentences, answer_sentence, parse_answer
 
-__all__ = ["evaluate", "main", "reconstruction", "sentence_lens", "solve", "teacher_forced_cosine"]
+__all__ = ["answer_candidates", "evaluate", "main", "reconstruction", "sentence_lens", "solve", "teacher_forced_cosine"]
 
 
 def _load(path: str, kind: type | None = None) -> Any:
@@ -77,14 +80,22 @@ def _decode(autoencoder: Any, vector: torch.Tensor, max_new_tokens: int) -> str:
     return str(autoencoder.generate(vector.reshape(1, -1).float(), max_new_tokens=max_new_tokens)[0])
 
 
+def answer_candidates(predictor: SentencePredictor, low: int = -100, high: int = 1000) -> tuple[list[str], Tensor]:
+    """The answers ``low..high``, ``yes``, ``no`` and the frozen encoder's unit vectors of their answer sentences
+    ("The answer is X."): the nearest-answer readout of a predicted final vector, which does not need the decoder."""
+    answers = [str(i) for i in range(low, high + 1)] + ["yes", "no"]
+    vectors = predictor.sentence_vectors([answer_sentence(a) for a in answers])
+    return answers, F.normalize(vectors, dim=-1)
+
+
 def solve(
     mode: str, question: str, steps: int, predictor: Any, autoencoder: Any, cot: Any, max_new_tokens: int = 32
-) -> tuple[str, list[str]]:
-    """One problem in one mode: ``(final sentence, the decoded sentences)``."""
+) -> tuple[str, list[str], Tensor | None]:
+    """One problem in one mode: ``(final sentence, the decoded sentences, the final predicted vector or None)``."""
     if mode == "cot":
         text = cot.generate([question], prompt=question, max_new_tokens=max_new_tokens)[0]
         lines = [s.strip() for s in text.split("\n") if s.strip()]
-        return (lines[-1] if lines else ""), lines
+        return (lines[-1] if lines else ""), lines, None
     decoded: list[str] = []
     feed: Callable[[torch.Tensor], torch.Tensor] | None = None
     if mode == "discretised":
@@ -97,7 +108,7 @@ def solve(
         raise ValueError(f"mode must be continuous, discretised or cot, got {mode!r}")
     vectors = predictor.rollout(question, steps, feed=feed)
     final = _decode(autoencoder, vectors[-1], max_new_tokens)
-    return final, [*decoded, final]
+    return final, [*decoded, final], vectors[-1]
 
 
 def evaluate(
@@ -107,26 +118,31 @@ def evaluate(
     from torch.utils.flop_counter import FlopCounterMode
 
     out: dict[str, dict[str, float]] = {}
+    answers, candidates = answer_candidates(predictor)
     for mode in modes:
-        correct, flops, seconds, examples = 0, 0, 0.0, []
+        correct, nearest, flops, seconds, examples = 0, 0, 0, 0.0, []
         by_task: dict[str, list[bool]] = {}
         for row in problems.itertuples():
             n = len([s for s in str(row.solution).split("\n") if s.strip()])
             counter = FlopCounterMode(display=False)
             t0 = time.perf_counter()
             with counter, torch.no_grad():
-                final, lines = solve(mode, str(row.question), n, predictor, autoencoder, cot,
+                final, lines, vector = solve(mode, str(row.question), n, predictor, autoencoder, cot,
                                      cot_tokens if mode == "cot" else 32)  # fmt: skip
             seconds += time.perf_counter() - t0
             flops += counter.get_total_flops()
+            if vector is not None:  # nearest answer sentence to the predicted final vector (outside the FLOP count)
+                sims = candidates @ F.normalize(vector.float(), dim=-1)
+                nearest += answers[int(sims.argmax())] == str(row.answer)
             hit = parse_answer(final) == str(row.answer)
             correct += hit
             by_task.setdefault(str(row.task), []).append(hit)
             if len(examples) < 2:
                 examples.append({"question": str(row.question), "gold": str(row.solution), "output": lines})
         k = len(problems)
-        out[mode] = {"accuracy": correct / k, "gflops_per_problem": flops / k / 1e9, "s_per_problem": seconds / k,
-                     "problems": k, "examples": examples}  # type: ignore[dict-item]  # fmt: skip
+        near = nearest / k if mode != "cot" else float("nan")
+        out[mode] = {"accuracy": correct / k, "nearest_answer_accuracy": near, "gflops_per_problem": flops / k / 1e9,
+                     "s_per_problem": seconds / k, "problems": k, "examples": examples}  # type: ignore[dict-item]  # fmt: skip
         for task in ("arithmetic", "reachability"):
             hits = by_task.get(task, [])
             out[mode][f"accuracy_{task}"] = sum(hits) / len(hits) if hits else float("nan")
@@ -202,10 +218,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     modes = ["continuous", "discretised"] + (["cot"] if cot is not None else [])
     results["inference"] = evaluate(predictor, autoencoder, cot, problems, modes, args.cot_tokens)
     print(f"\n## (c) final-answer accuracy on {len(problems)} test-template problems\n")
-    rows = [[mode, m["accuracy"], m["accuracy_arithmetic"], m["accuracy_reachability"], m["gflops_per_problem"],
-             m["s_per_problem"]] for mode, m in results["inference"].items()]  # fmt: skip
-    print(_table(rows, ["mode", "accuracy", "arithmetic", "reachability", "GFLOPs / problem (FlopCounterMode)",
-                        "s / problem"]))  # fmt: skip
+    rows = [[mode, m["accuracy"], m["accuracy_arithmetic"], m["accuracy_reachability"], m["nearest_answer_accuracy"],
+             m["gflops_per_problem"], m["s_per_problem"]] for mode, m in results["inference"].items()]  # fmt: skip
+    print(_table(rows, ["mode", "accuracy (decoded)", "arithmetic", "reachability", "accuracy (nearest answer)",
+                        "GFLOPs / problem (FlopCounterMode)", "s / problem"]))  # fmt: skip
     for mode, m in results["inference"].items():
         ex = m["examples"][0]
         print(f"\n{mode} example: {ex['question'][:160]}\n  gold: {ex['gold']!r}\n  output: {ex['output']!r}")
