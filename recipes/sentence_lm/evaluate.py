@@ -122,6 +122,7 @@ def evaluate(
     for mode in modes:
         correct, nearest, flops, seconds, examples = 0, 0, 0, 0.0, []
         by_task: dict[str, list[bool]] = {}
+        near_task: dict[str, list[bool]] = {}
         for row in problems.itertuples():
             n = len([s for s in str(row.solution).split("\n") if s.strip()])
             counter = FlopCounterMode(display=False)
@@ -133,7 +134,9 @@ def evaluate(
             flops += counter.get_total_flops()
             if vector is not None:  # nearest answer sentence to the predicted final vector (outside the FLOP count)
                 sims = candidates @ F.normalize(vector.float(), dim=-1)
-                nearest += answers[int(sims.argmax())] == str(row.answer)
+                near_hit = answers[int(sims.argmax())] == str(row.answer)
+                nearest += near_hit
+                near_task.setdefault(str(row.task), []).append(near_hit)
             hit = parse_answer(final) == str(row.answer)
             correct += hit
             by_task.setdefault(str(row.task), []).append(hit)
@@ -146,6 +149,9 @@ def evaluate(
         for task in ("arithmetic", "reachability"):
             hits = by_task.get(task, [])
             out[mode][f"accuracy_{task}"] = sum(hits) / len(hits) if hits else float("nan")
+            near_hits = near_task.get(task, [])
+            near_acc = sum(near_hits) / len(near_hits) if near_hits else float("nan")
+            out[mode][f"nearest_answer_accuracy_{task}"] = near_acc
     return out
 
 
@@ -219,9 +225,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     results["inference"] = evaluate(predictor, autoencoder, cot, problems, modes, args.cot_tokens)
     print(f"\n## (c) final-answer accuracy on {len(problems)} test-template problems\n")
     rows = [[mode, m["accuracy"], m["accuracy_arithmetic"], m["accuracy_reachability"], m["nearest_answer_accuracy"],
+             m["nearest_answer_accuracy_arithmetic"], m["nearest_answer_accuracy_reachability"],
              m["gflops_per_problem"], m["s_per_problem"]] for mode, m in results["inference"].items()]  # fmt: skip
     print(_table(rows, ["mode", "accuracy (decoded)", "arithmetic", "reachability", "accuracy (nearest answer)",
-                        "GFLOPs / problem (FlopCounterMode)", "s / problem"]))  # fmt: skip
+                        "arithmetic", "reachability", "GFLOPs / problem (FlopCounterMode)",
+                        "s / problem"]))  # fmt: skip
+    reach = problems[problems.task == "reachability"]
+    print(f"\nreachability answer base rate: {float((reach.answer == 'yes').mean()):.3f} yes "
+          f"({len(reach)} problems; a constant answer scores max(yes, 1 - yes))")  # fmt: skip
     for mode, m in results["inference"].items():
         ex = m["examples"][0]
         print(f"\n{mode} example: {ex['question'][:160]}\n  gold: {ex['gold']!r}\n  output: {ex['output']!r}")
