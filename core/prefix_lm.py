@@ -399,7 +399,7 @@ class PrefixLM(nn.Module):
         encoder.save_assets(assets)
         config = {
             "format_version": FORMAT_VERSION,
-            "model_class": class_name(PrefixLM),
+            "model_class": class_name(type(self)),  # a registered subclass loads as itself
             "prefix": {"class": class_name(type(encoder)), "config": encoder.get_config()},
             **self.settings,
             "lm_config": self.lm.config.to_dict(),
@@ -437,7 +437,7 @@ class PrefixLM(nn.Module):
         where = str(config_path)
         if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{where}: format_version {config.get('format_version')!r} not supported")
-        resolve_class(config.get("model_class"), "model", field="model_class", base=cls, where=where)
+        model_cls = resolve_class(config.get("model_class"), "model", field="model_class", base=cls, where=where)
         prefix = config.get("prefix") or {}
         enc_cls = resolve_class(prefix.get("class"), "encoder", field="prefix.class", base=Encoder, where=where)
         lm_config = dict(config.get("lm_config") or {})
@@ -445,7 +445,7 @@ class PrefixLM(nn.Module):
         try:
             encoder = enc_cls.from_config(prefix.get("config") or {}, directory / "prefix")
             lm = AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **lm_config))
-            model = cls(
+            model = model_cls(
                 encoder,
                 lm=lm.to(getattr(torch, config["dtype"])),
                 tokenizer=str(directory / "tokenizer.json"),
@@ -499,6 +499,8 @@ def PrefixLMSystem(  # noqa: N802 - a preset reads like the class it builds
     min_lr_ratio: float = 0.1,
     max_new_tokens: int = 24,
     caption_metrics: bool = True,
+    exact_match: bool = False,
+    lr_groups: dict[str, float] | None = None,
 ) -> System:
     """A :class:`~polymodal.System` training a :class:`PrefixLM` (tower ``vlm``), CG-VLM's two stages.
 
@@ -512,10 +514,12 @@ def PrefixLMSystem(  # noqa: N802 - a preset reads like the class it builds
     of the L2-normalised tokens) or ``"mean"`` (the cosine of the mean prefix token with the mean answer-token
     embedding; the form of the issue-4 figures). Metrics: perplexity (``val/ppl``), grouped Recall@k between
     text and prefix under the same score (``c2i_r1`` ... ``i2c_r10``, ``rsum``), and at test BLEU-1..4 / CIDEr-D
-    of greedy answers against the ``references`` meta column (:class:`~polymodal.metrics.captioning.CaptionMetrics`).
+    of greedy answers against the ``references`` meta column (:class:`~polymodal.metrics.captioning.CaptionMetrics`;
+    with ``exact_match`` also exact match and character error rate, for a sentence autoencoder).
     The prefix encoder is frozen; the LM trains its last ``lm_trainable_layers`` blocks (0: frozen, -1:
     all). Checkpoints hold only what trains (``save_frozen=False``); ``init_from`` starts stage 2 from a
-    stage-1 checkpoint. Default optimizer AdamW(lr=1e-3, weight_decay=0); warm-up then cosine decay.
+    stage-1 checkpoint. Default optimizer AdamW(lr=1e-3, weight_decay=0); warm-up then cosine decay;
+    ``lr_groups`` (parameter glob -> learning rate, :class:`~polymodal.System`'s) e.g. a lower rate for the LM.
     """
     from polymodal.losses.grounding import GroundingLoss
     from polymodal.metrics.captioning import CaptionMetrics
@@ -540,7 +544,9 @@ def PrefixLMSystem(  # noqa: N802 - a preset reads like the class it builds
         "retrieval": Retrieval(query=text, document=prefix, group=group, names=("c", "i"), similarity=similarity),
     }
     if caption_metrics:
-        metrics["captions"] = CaptionMetrics("vlm", prefix, references, group, max_new_tokens, stages=("test",))
+        metrics["captions"] = CaptionMetrics(
+            "vlm", prefix, references, group, max_new_tokens, stages=("test",), exact_match=exact_match
+        )
     frozen, trainable = model.lm_parameter_globs(lm_trainable_layers, prefix="towers.vlm.")
     return System(
         towers={"vlm": model},
@@ -554,6 +560,7 @@ def PrefixLMSystem(  # noqa: N802 - a preset reads like the class it builds
         save_frozen=False,
         init_from=init_from,
         optimizer=optimizer if optimizer is not None else _adamw,
+        lr_groups=lr_groups,
         schedule="cosine",
         warmup_ratio=warmup_ratio,
         min_lr_ratio=min_lr_ratio,

@@ -47,7 +47,8 @@ class FrozenFeatures(nn.Module):
 
     Args:
         encoder: any polymodal encoder.
-        output: ``"pooled"`` (the encoder's pooled vector, else the mean of its sequence) or ``"sequence"``.
+        output: ``"pooled"`` (the encoder's pooled vector, else the mean of its sequence over its mask) or
+            ``"sequence"``.
         grid: with ``output="sequence"``, average-pool a square ``h x w`` map to ``grid x grid`` cells
             (fewer tokens); ``None`` keeps every cell.
     """
@@ -86,7 +87,12 @@ class FrozenFeatures(nn.Module):
         self.encoder.eval()
         feats = self.encoder(inputs)
         if self.output == "pooled":
-            return feats.pooled if feats.pooled is not None else feats.sequence.mean(dim=1)  # (B, C)
+            if feats.pooled is not None:
+                return feats.pooled
+            if feats.mask is None:
+                return feats.sequence.mean(dim=1)  # (B, C)
+            m = feats.mask.to(feats.sequence.dtype).unsqueeze(-1)  # (B, T, 1): padding is not averaged
+            return (feats.sequence * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)  # (B, C)
         return feats.sequence if self.grid is None else grid_pool(feats.sequence, self.grid)  # (B, N, C)
 
     def encode(

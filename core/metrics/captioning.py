@@ -19,7 +19,7 @@ from polymodal.metrics.step import StepMetric
 if TYPE_CHECKING:  # pragma: no cover
     from polymodal.system import Step
 
-__all__ = ["CaptionMetrics", "texts_from_bytes", "texts_to_bytes"]
+__all__ = ["CaptionMetrics", "exact_match_scores", "texts_from_bytes", "texts_to_bytes"]
 
 
 def texts_to_bytes(texts: Sequence[str], width: int, device: Any = None) -> Tensor:
@@ -42,7 +42,9 @@ class CaptionMetrics(StepMetric):
     For every batch, each image id not captioned yet in this epoch is captioned once from the Step's prefix
     tokens (shared with the objectives) under the batch's prompt; the references are the ``references`` meta
     values of all rows of that image. Keys: ``bleu1`` ... ``bleu4`` and ``cider`` (CIDEr-D), in [0, 1] and
-    coco-caption units (CIDEr-D x 10 is not applied twice: the value is coco-caption's).
+    coco-caption units (CIDEr-D x 10 is not applied twice: the value is coco-caption's). With
+    ``exact_match`` also ``exact`` (share of generations equal to one of their references after whitespace
+    normalisation) and ``cer`` (torchmetrics character error rate against the first reference).
 
     Args:
         tower: the :class:`~polymodal.prefix_lm.PrefixLM` tower.
@@ -53,6 +55,7 @@ class CaptionMetrics(StepMetric):
         prompt: meta column with the prompt of each row (the first row's prompt is used for the batch);
             ``None``: no prompt.
         width: bytes kept per text.
+        exact_match: also report ``exact`` and ``cer`` (reconstruction metrics of a sentence autoencoder).
     """
 
     def __init__(
@@ -64,12 +67,14 @@ class CaptionMetrics(StepMetric):
         max_new_tokens: int = 24,
         prompt: str | None = "prompt",
         width: int = 512,
+        exact_match: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("stages", ("test",))
         super().__init__(**kwargs)
         self.tower, self.column, self.references, self.group = tower, column, references, group
         self.max_new_tokens, self.prompt, self.width = int(max_new_tokens), prompt, int(width)
+        self.exact_match = bool(exact_match)
         for name in ("hyp", "hyp_id", "ref", "ref_id"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
         self._done: set[int] = set()
@@ -114,4 +119,23 @@ class CaptionMetrics(StepMetric):
         refs: dict[int, list[str]] = {}
         for image, text in zip(dim_zero_cat(self.ref_id).tolist(), texts_from_bytes(dim_zero_cat(self.ref))):
             refs.setdefault(image, []).append(text)
-        return caption_scores({k: v for k, v in hyps.items() if k in refs}, refs).as_dict()
+        hyps = {k: v for k, v in hyps.items() if k in refs}
+        scores = caption_scores(hyps, refs).as_dict()
+        if self.exact_match and hyps:
+            scores.update(exact_match_scores(hyps, refs))
+        return scores
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.split())
+
+
+def exact_match_scores(hyps: dict[int, str], refs: dict[int, list[str]]) -> dict[str, float]:
+    """``exact``: share of ids whose hypothesis equals one of its references (whitespace-normalised);
+    ``cer``: torchmetrics character error rate of the hypotheses against each id's first reference."""
+    from torchmetrics.functional.text import char_error_rate
+
+    ids = sorted(hyps)
+    exact = sum(_normal(hyps[i]) in {_normal(r) for r in refs[i]} for i in ids) / len(ids)
+    cer = float(char_error_rate([_normal(hyps[i]) for i in ids], [_normal(refs[i][0]) for i in ids]))
+    return {"exact": float(exact), "cer": cer}

@@ -3,15 +3,19 @@
 Two tasks, each written with several sentence *templates*; a split is made by template, so the templates of the
 test problems never occur in training (``split_templates``):
 
-* ``arithmetic``: a start value and a chain of operations (add, subtract, multiply by small integers); each step
-  sentence states the operation and the intermediate value; the answer is the final value.
+* ``arithmetic``: a start value and a chain of operations (add, subtract, multiply by small integers), all stated
+  in the question; each step sentence states the operation and the intermediate value; the answer is the final
+  value.
 * ``reachability``: a random directed graph given as edge sentences; the question asks whether a target node can
   be reached from a source node; the steps are a breadth-first search, one sentence per expanded frontier; the
   answer is ``yes`` or ``no``.
 
 Every problem is a row: ``question`` (the problem statement), ``steps`` (the reasoning sentences joined by
-``\\n``), ``answer``, ``task``, ``template`` (its index within the task) and ``id``. The generator is
-deterministic in ``seed``.
+``\\n``), ``answer``, ``solution`` (the steps followed by the answer sentence ``The answer is <answer>.``: what
+the sentence-level predictor and the chain-of-thought baseline learn to produce), ``task``, ``template`` (its
+index within the task) and ``id``. The generator is deterministic in ``seed``. :class:`ReasoningSentences` gives
+the distinct solution sentences one per row, the same text as input ``sentence`` and ``target`` (the training
+data of the semantic autoencoder).
 """
 
 from __future__ import annotations
@@ -22,13 +26,24 @@ from typing import Any, Literal
 
 from polymodal.data.sources import Source
 
-__all__ = ["ARITHMETIC_TEMPLATES", "REACHABILITY_TEMPLATES", "ReasoningProblems", "arithmetic", "reachability"]
+__all__ = [
+    "ARITHMETIC_TEMPLATES",
+    "REACHABILITY_TEMPLATES",
+    "ReasoningProblems",
+    "ReasoningSentences",
+    "answer_sentence",
+    "arithmetic",
+    "parse_answer",
+    "reachability",
+]
 
-# (start sentence, step sentence per op, question); {v} value, {n} operand, {r} result
+# (start sentence, step sentence per op, instruction per op (stated in the question), question); {v} value,
+# {n} operand, {r} result
 ARITHMETIC_TEMPLATES: list[dict[str, Any]] = [
     {
         "start": "Start with {v}.",
         "ops": {"+": "Add {n} to get {r}.", "-": "Subtract {n} to get {r}.", "*": "Multiply by {n} to get {r}."},
+        "do": {"+": "add {n}", "-": "subtract {n}", "*": "multiply by {n}"},
         "question": "What is the final number?",
     },
     {
@@ -38,11 +53,13 @@ ARITHMETIC_TEMPLATES: list[dict[str, Any]] = [
             "-": "Someone takes out {n}, so it holds {r}.",
             "*": "The count becomes {n} times as large: {r}.",
         },
+        "do": {"+": "put in {n} more", "-": "take out {n}", "*": "make the count {n} times as large"},
         "question": "How many marbles are in the box at the end?",
     },
     {
         "start": "Let x be {v}.",
         "ops": {"+": "x plus {n} is {r}.", "-": "x minus {n} is {r}.", "*": "x times {n} is {r}."},
+        "do": {"+": "add {n} to x", "-": "subtract {n} from x", "*": "multiply x by {n}"},
         "question": "What is x at the end?",
     },
     {
@@ -52,6 +69,7 @@ ARITHMETIC_TEMPLATES: list[dict[str, Any]] = [
             "-": "It goes down by {n} and shows {r}.",
             "*": "It is scaled by {n} and shows {r}.",
         },
+        "do": {"+": "count up by {n}", "-": "count down by {n}", "*": "scale it by {n}"},
         "question": "What does the counter show last?",
     },
 ]
@@ -85,6 +103,23 @@ REACHABILITY_TEMPLATES: list[dict[str, str]] = [
 ]
 
 _NAMES = [chr(ord("A") + i) for i in range(26)]
+ANSWER = "The answer is {answer}."
+
+
+def answer_sentence(answer: str) -> str:
+    """The final sentence of every solution."""
+    return ANSWER.format(answer=answer)
+
+
+def parse_answer(sentence: str) -> str | None:
+    """The answer a (decoded) final sentence states: the last integer, else ``yes``/``no``; ``None`` if neither."""
+    import re
+
+    numbers = re.findall(r"-?\d+", sentence)
+    if numbers:
+        return str(int(numbers[-1]))
+    words = re.findall(r"\b(yes|no)\b", sentence.lower())
+    return words[-1] if words else None
 
 
 def arithmetic(rng: random.Random, template: int, steps: int) -> dict[str, Any]:
@@ -92,12 +127,14 @@ def arithmetic(rng: random.Random, template: int, steps: int) -> dict[str, Any]:
     t = ARITHMETIC_TEMPLATES[template]
     value = rng.randint(1, 20)
     sentences = [t["start"].format(v=value)]
-    lines = []
+    lines, todo = [], []
     for _ in range(steps):
         op = rng.choice("+-*") if abs(value) < 200 else rng.choice("+-")
         n = rng.randint(2, 4) if op == "*" else rng.randint(1, 20)
         value = value + n if op == "+" else value - n if op == "-" else value * n
         lines.append(t["ops"][op].format(n=n, r=value))
+        todo.append(t["do"][op].format(n=n))
+    sentences.append("Then " + ", then ".join(todo) + ".")  # the question states every operation, in order
     return {"question": " ".join([*sentences, t["question"]]), "steps": "\n".join(lines), "answer": str(value)}
 
 
@@ -186,5 +223,36 @@ class ReasoningProblems(Source):
                     else:
                         n = rng.randint(*self.nodes)
                         row = reachability(rng, template, n, rng.randint(n - 1, 2 * n))
-                    rows.append({**row, "task": task, "template": template, "id": len(rows)})
+                    solution = "\n".join([row["steps"], answer_sentence(row["answer"])]).strip("\n")
+                    rows.append({**row, "solution": solution, "task": task, "template": template, "id": len(rows)})
+        return pd.DataFrame(rows)
+
+
+class ReasoningSentences(ReasoningProblems):
+    """The distinct solution sentences of :class:`ReasoningProblems` (same arguments), one per row:
+    ``sentence`` and ``target`` hold the same text (input and reconstruction target of the semantic
+    autoencoder), plus ``task``, ``template`` and ``id``; ``limit`` keeps the first rows of a seeded shuffle."""
+
+    def __init__(self, *args: Any, limit: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be >= 1 or None, got {limit}")
+        self.limit = limit
+
+    def describe(self) -> str:
+        return f"ReasoningSentences({self.part}, {','.join(self.tasks)}, seed {self.seed})"
+
+    def read(self) -> Any:
+        import pandas as pd
+
+        seen: dict[str, tuple[str, int]] = {}
+        for problem in super().read().itertuples():
+            for sentence in str(problem.solution).split("\n"):
+                if sentence.strip():
+                    seen.setdefault(sentence.strip(), (str(problem.task), int(problem.template)))
+        keys = list(seen)
+        random.Random(f"{self.seed}:{self.part}:sentences").shuffle(keys)
+        keys = keys[: self.limit] if self.limit is not None else keys
+        rows = [{"sentence": k, "target": k, "task": seen[k][0], "template": seen[k][1], "id": i}
+                for i, k in enumerate(keys)]  # fmt: skip
         return pd.DataFrame(rows)
