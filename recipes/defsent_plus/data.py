@@ -201,9 +201,7 @@ class DictionaryDefinitions(Source):
                 continue
             if self.drop_cross_references and re.match(r"^(see|same as)\b", text, flags=re.IGNORECASE):
                 continue
-            if self.drop_self_reference and re.search(
-                r"(?<!\w)" + re.escape(entry.lower()) + r"(?!\w)", text.lower()
-            ):
+            if self.drop_self_reference and re.search(r"(?<!\w)" + re.escape(entry.lower()) + r"(?!\w)", text.lower()):
                 continue
             defs = kept.setdefault(entry.lower(), [])
             if text not in defs and (self.max_definitions is None or len(defs) < self.max_definitions):
