@@ -287,3 +287,32 @@ def test_gcide_from_the_installed_wheel():
         assert entry not in text.lower().split()
     with pytest.raises(ValueError, match=r"words_\w\.json: entry \d+ \(.+\) has no definition text"):
         DictionaryDefinitions().frame()  # GCIDE 0.1.0 holds 12 entries without definitions: error by default
+
+
+class FixedModel:
+    """An embedding model whose vectors are given by hand (keyed by text)."""
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        self.vectors = vectors
+
+    def encode(self, values, batch_size=128, convert_to="tensor"):
+        return torch.tensor([self.vectors[v] for v in values])
+
+
+def test_heldout_retrieval_by_hand(tmp_path):
+    from polymodal.recipes.defsent_plus.heldout import heldout_retrieval
+
+    data = {
+        "alpha": _entry("a one.", "a two."),
+        "beta": _entry("b one.", "b two."),
+        "gamma": _entry("c one.", "c two."),
+    }
+    path = _write(tmp_path / "d.json", data)
+    vectors = {"a one.": [1.0, 0.0], "a two.": [1.0, 0.1], "b one.": [0.0, 1.0], "b two.": [0.1, 1.0]}
+    vectors |= {"c one.": [-1.0, -1.0], "c two.": [-1.0, -0.9]}
+    result = heldout_retrieval(FixedModel(vectors), DictionaryDefinitions(path=path, min_definitions=2))
+    assert result == {"definitions": 6.0, "entries": 3.0, "top1": 1.0, "top10": 1.0, "mrr": 1.0}
+    # swap one definition of alpha and beta: "a one." now looks like beta, "b one." like alpha
+    vectors["a one."], vectors["b one."] = vectors["b one."], vectors["a one."]
+    result = heldout_retrieval(FixedModel(vectors), DictionaryDefinitions(path=path, min_definitions=2))
+    assert result["top1"] == pytest.approx(2 / 6) and result["mrr"] < 1
