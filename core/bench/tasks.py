@@ -546,7 +546,7 @@ def _score_image_text(model: Any, data: dict[str, Any], batch_size: int) -> dict
 # --------------------------------------------------------------------------------------------- tasks
 _STSB = "STS Benchmark (Cer et al. 2017), official release files; gold scores CC BY-SA 4.0"
 _SNLI = "SNLI 1.0 (Bowman et al. 2015) via the e-SNLI repository, gold-labelled pairs; CC BY-SA 4.0"
-_SNLI_TRAINERS = ("sbert_two_stage", "pixel_linguist")  # recipes/*/ YAMLs train on snli_1.0_dev/test
+_SNLI_TRAINERS = ("sbert_two_stage", "pixel_linguist", "distilled", "llm_embedder")  # YAMLs train on snli dev/test
 _FLICKR = "Flickr8k (Hodosh et al. 2013), 1,000-image subset with 5 captions each; research use only"
 _FLICKR_TRAINERS = ("grounded_sentence", "cg_vlm")
 

@@ -70,9 +70,9 @@ def test_every_task_has_a_complete_card():
     ("task", "recipes"),
     [
         ("stsb", ()),
-        ("snli-pairs", ("sbert_two_stage", "pixel_linguist")),
-        ("snli-premise-retrieval", ("sbert_two_stage", "pixel_linguist")),
-        ("snli-reranking", ("sbert_two_stage", "pixel_linguist")),
+        ("snli-pairs", ("sbert_two_stage", "pixel_linguist", "distilled", "llm_embedder")),
+        ("snli-premise-retrieval", ("sbert_two_stage", "pixel_linguist", "distilled", "llm_embedder")),
+        ("snli-reranking", ("sbert_two_stage", "pixel_linguist", "distilled", "llm_embedder")),
         ("fin-phrasebank", ("prebit",)),
         ("btc-news-clustering", ("prebit",)),
         ("wassa-emotion", ("wassa_empathy",)),
