@@ -32,7 +32,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BenchModel", "ModelSpec", "load_models", "parse_spec", "recipe_from_path"]
+__all__ = ["TEXT_INPUT_MODALITIES", "BenchModel", "ModelSpec", "load_models", "parse_spec", "recipe_from_path"]
+
+#: Modalities whose encoders read strings (tokenised, or rendered as pixels or glyphs): they run the text tasks.
+TEXT_INPUT_MODALITIES = frozenset({"text", "pixel", "glyph"})
 
 _OPTIONS = ("dim", "layer", "recipe", "label")
 
@@ -223,7 +226,8 @@ def _load_backend(spec: ModelSpec) -> tuple[Any, str, frozenset[str], bool]:
             raise ValueError(f"--model {spec.text}: layer= needs an encoder with hidden states")
         if depth is not None and spec.layer > depth:
             raise ValueError(f"--model {spec.text}: layer={spec.layer} but the encoder has {depth} layers")
-    return model, "polymodal:" + model_fingerprint(model), frozenset({model.modality}), bool(model.normalize)
+    modality = "text" if model.modality in TEXT_INPUT_MODALITIES else model.modality
+    return model, "polymodal:" + model_fingerprint(model), frozenset({modality}), bool(model.normalize)
 
 
 def load_models(specs: Sequence[str]) -> list[BenchModel]:

@@ -64,6 +64,7 @@ def run(
     batch_size: int = 64,
     refresh: bool = False,
     progress: Callable[[str], None] | None = None,
+    skip_unsupported: bool = False,
 ) -> list[dict[str, Any]]:
     """Score every model on every task; returns one result record per pair (cached or fresh).
 
@@ -76,58 +77,59 @@ def run(
         refresh: score again even when a matching cached result exists.
         progress: called with one line when a (model, task) starts and one when it ends (cached: one line);
             default prints to stderr, flushed, so a non-TTY log shows where a long run is.
+        skip_unsupported: leave out the (model, task) pairs whose modalities the model lacks (a board mixing text
+            and text+image models) instead of failing.
     """
-    check_modalities(models, tasks)
+    if not skip_unsupported:
+        check_modalities(models, tasks)
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     digests = {t.name: t.data_digest(data_root) for t in tasks}  # checks every data folder up front
     data: dict[str, Any] = {}
     records = []
-    total, done = len(models) * len(tasks), 0
-    for model in models:
-        for task in tasks:
-            done += 1
-            path = result_path(out, task.name, model.fingerprint) if out is not None else None
-            cached = (
-                None if refresh or path is None else _read_cached(path, task, digests[task.name], model.fingerprint)
-            )
-            if cached is not None:
-                cached["label"], cached["recipe"] = model.label, model.recipe
-                records.append(cached)
-                score = cached["main_score"]
-                say(f"[{done}/{total}] {model.label} {task.name}: {task.card.metric} {score:.4f} (cached)")
-                continue
-            say(f"[{done}/{total}] {model.label} {task.name}: running ({task.card.size})")
-            start, encoded = time.perf_counter(), model.encode_seconds
-            if task.name not in data:
-                data[task.name] = task.load(task.folder(data_root))
-            scores = task.score(model, data[task.name], batch_size)
-            seconds = time.perf_counter() - start
-            record = {
-                "format": RESULT_FORMAT,
-                "task": task.name,
-                "task_type": task.card.type,
-                "task_version": task.card.version,
-                "data_digest": digests[task.name],
-                "metric": task.card.metric,
-                "main_score": float(scores[task.card.metric]),
-                "scores": {k: float(v) for k, v in scores.items()},
-                "label": model.label,
-                "spec": model.spec,
-                "recipe": model.recipe,
-                "fingerprint": model.fingerprint,
-                "seconds": round(seconds, 3),
-                "encode_seconds": round(model.encode_seconds - encoded, 3),
-                "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            }
-            if path is not None:
-                from polymodal.io import atomic_path
+    pairs = [(m, t) for m in models for t in tasks if not skip_unsupported or set(t.card.modalities) <= m.modalities]
+    total, done = len(pairs), 0
+    for model, task in pairs:
+        done += 1
+        path = result_path(out, task.name, model.fingerprint) if out is not None else None
+        cached = None if refresh or path is None else _read_cached(path, task, digests[task.name], model.fingerprint)
+        if cached is not None:
+            cached["label"], cached["recipe"] = model.label, model.recipe
+            records.append(cached)
+            score = cached["main_score"]
+            say(f"[{done}/{total}] {model.label} {task.name}: {task.card.metric} {score:.4f} (cached)")
+            continue
+        say(f"[{done}/{total}] {model.label} {task.name}: running ({task.card.size})")
+        start, encoded = time.perf_counter(), model.encode_seconds
+        if task.name not in data:
+            data[task.name] = task.load(task.folder(data_root))
+        scores = task.score(model, data[task.name], batch_size)
+        seconds = time.perf_counter() - start
+        record = {
+            "format": RESULT_FORMAT,
+            "task": task.name,
+            "task_type": task.card.type,
+            "task_version": task.card.version,
+            "data_digest": digests[task.name],
+            "metric": task.card.metric,
+            "main_score": float(scores[task.card.metric]),
+            "scores": {k: float(v) for k, v in scores.items()},
+            "label": model.label,
+            "spec": model.spec,
+            "recipe": model.recipe,
+            "fingerprint": model.fingerprint,
+            "seconds": round(seconds, 3),
+            "encode_seconds": round(model.encode_seconds - encoded, 3),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        if path is not None:
+            from polymodal.io import atomic_path
 
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_path(path) as tmp:
-                    tmp.write_text(json.dumps(record, indent=2) + "\n")
-            records.append(record)
-            say(
-                f"[{done}/{total}] {model.label} {task.name}: {task.card.metric} {record['main_score']:.4f} "
-                f"({seconds:.1f} s)"
-            )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                tmp.write_text(json.dumps(record, indent=2) + "\n")
+        records.append(record)
+        say(
+            f"[{done}/{total}] {model.label} {task.name}: {task.card.metric} {record['main_score']:.4f} "
+            f"({seconds:.1f} s)"
+        )
     return records

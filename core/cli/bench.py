@@ -83,13 +83,23 @@ def run(ns: argparse.Namespace) -> int:
     _quiet_loading()
     start = time.perf_counter()
     models = load_models(ns.model)
-    if ns.tasks is None:  # the default suite: every task each model's modalities allow
-        runnable = [t for t in tasks if all(set(t.card.modalities) <= m.modalities for m in models)]
-        skipped = [t.name for t in tasks if t not in runnable]
-        if skipped:
-            print(f"polymodal bench: skipping {', '.join(skipped)} (needs a modality a model lacks)", file=sys.stderr)
-        tasks = runnable
-    records = run_bench(models, tasks, data_root, out=ns.out, batch_size=ns.batch_size, refresh=ns.refresh)
+    default_suite = ns.tasks is None  # every task each model's modalities allow, decided per model
+    if default_suite:
+        for m in models:
+            skipped = [t.name for t in tasks if not set(t.card.modalities) <= m.modalities]
+            if skipped:
+                mods = "+".join(sorted(m.modalities))
+                print(f"polymodal bench: {m.label} ({mods}) skips {', '.join(skipped)}", file=sys.stderr)
+        tasks = [t for t in tasks if any(set(t.card.modalities) <= m.modalities for m in models)]
+    records = run_bench(
+        models,
+        tasks,
+        data_root,
+        out=ns.out,
+        batch_size=ns.batch_size,
+        refresh=ns.refresh,
+        skip_unsupported=default_suite,
+    )
     seconds = time.perf_counter() - start
     board = Leaderboard(load_results(ns.out))
     for path in board.write(ns.out):

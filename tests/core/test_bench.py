@@ -348,3 +348,25 @@ def test_bundled_minilm_equals_sentence_transformers_on_every_sample_task():
     score = {(r["label"], r["task"]): r["main_score"] for r in records}
     for task in TEXT_TASKS:
         assert abs(score[("minilm-l6", task)] - score[("st:minilm-l6", task)]) < 1e-4, task
+
+
+def test_a_mixed_board_skips_per_model_and_pixel_text_models_run_the_text_tasks(
+    tiny_folder, tiny_image_folder, tmp_path
+):
+    from polymodal.plugins.pixel import PixelEncoder
+
+    torch.manual_seed(0)
+    pixel = EmbeddingModel(PixelEncoder(hidden_size=32, num_layers=2, num_heads=2, max_patches=64), MeanPooler(), True)
+    pixel_folder = pixel.save(tmp_path / "pixel_model")
+    text, pair, rendered = load_models([str(tiny_folder), f"{tiny_folder}+{tiny_image_folder}", str(pixel_folder)])
+    assert rendered.modalities == {"text"}  # reads strings: the text tasks apply to it
+    tasks = get_tasks(["stsb", "flickr8k-image-text"])
+    with pytest.raises(ValueError, match="needs a text\\+image model"):
+        run([text, pair], tasks, SAMPLES, progress=lambda _: None)  # asked for explicitly: an error
+    records = run([text, pair, rendered], tasks, SAMPLES, progress=lambda _: None, skip_unsupported=True)
+    assert [(r["label"], r["task"]) for r in records] == [
+        (text.label, "stsb"),
+        (pair.label, "stsb"),
+        (pair.label, "flickr8k-image-text"),
+        (rendered.label, "stsb"),
+    ]
