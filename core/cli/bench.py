@@ -85,12 +85,16 @@ def run(ns: argparse.Namespace) -> int:
     models = load_models(ns.model)
     default_suite = ns.tasks is None  # every task each model's modalities allow, decided per model
     if default_suite:
+        fits = {(id(m), t.name): set(t.card.modalities) <= m.modalities for m in models for t in tasks}
+        nobody = [t.name for t in tasks if not any(fits[id(m), t.name] for m in models)]
+        if nobody:
+            print(f"polymodal bench: skipping {', '.join(nobody)} (no model has the modalities)", file=sys.stderr)
+        tasks = [t for t in tasks if t.name not in nobody]
         for m in models:
-            skipped = [t.name for t in tasks if not set(t.card.modalities) <= m.modalities]
+            skipped = [t.name for t in tasks if not fits[id(m), t.name]]
             if skipped:
                 mods = "+".join(sorted(m.modalities))
                 print(f"polymodal bench: {m.label} ({mods}) skips {', '.join(skipped)}", file=sys.stderr)
-        tasks = [t for t in tasks if any(set(t.card.modalities) <= m.modalities for m in models)]
     records = run_bench(
         models,
         tasks,
