@@ -53,6 +53,10 @@ class Encoder(nn.Module, abc.ABC):
 
     #: Name of the modality this encoder belongs to (e.g. ``"text"``).
     modality: ClassVar[str] = ""
+    #: The kind of raw value its processor reads, when it is another modality's (pixel- and glyph-rendered text
+    #: encoders read strings: ``"text"``); empty: its own modality. Evaluations that feed raw values (the bench's
+    #: text tasks) match on this.
+    reads: ClassVar[str] = ""
 
     #: ``True`` when two threads may run :meth:`forward` on different batches at once (no
     #: per-call state kept on the module). ``EmbeddingModel.encode`` then runs several one-thread

@@ -32,10 +32,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TEXT_INPUT_MODALITIES", "BenchModel", "ModelSpec", "load_models", "parse_spec", "recipe_from_path"]
-
-#: Modalities whose encoders read strings (tokenised, or rendered as pixels or glyphs): they run the text tasks.
-TEXT_INPUT_MODALITIES = frozenset({"text", "pixel", "glyph"})
+__all__ = ["BenchModel", "ModelSpec", "load_models", "parse_spec", "recipe_from_path"]
 
 _OPTIONS = ("dim", "layer", "recipe", "label")
 
@@ -226,7 +223,7 @@ def _load_backend(spec: ModelSpec) -> tuple[Any, str, frozenset[str], bool]:
             raise ValueError(f"--model {spec.text}: layer= needs an encoder with hidden states")
         if depth is not None and spec.layer > depth:
             raise ValueError(f"--model {spec.text}: layer={spec.layer} but the encoder has {depth} layers")
-    modality = "text" if model.modality in TEXT_INPUT_MODALITIES else model.modality
+    modality = getattr(model.encoder, "reads", "") or model.modality  # a pixel-text encoder reads strings
     return model, "polymodal:" + model_fingerprint(model), frozenset({modality}), bool(model.normalize)
 
 

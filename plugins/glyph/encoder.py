@@ -95,6 +95,7 @@ class GlyphEncoder(Encoder):
     """
 
     modality = "glyph"
+    reads = "text"  # strings, rendered before the encoder sees them
 
     def __init__(
         self,

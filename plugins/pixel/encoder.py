@@ -45,6 +45,7 @@ class PixelEncoder(Encoder):
     """
 
     modality = "pixel"
+    reads = "text"  # strings, rendered before the encoder sees them
 
     def __init__(
         self,
