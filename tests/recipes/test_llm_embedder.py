@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -346,3 +347,51 @@ def test_sequence_logprobs_truncate_at_their_own_length_without_touching_the_emb
     long, _ = enc.sequence_logprobs([text], max_length=64)
     assert float(short) > float(long)  # more tokens scored: a lower total log-likelihood
     assert enc.processor([text])["input_ids"].shape[1] == 8  # the embedder still truncates at its own limit
+
+
+def test_evaluate_scores_every_export_and_tests_rows_against_the_base(tmp_path, monkeypatch):
+    from polymodal.bench.tasks import sample_data_root
+    from polymodal.recipes.llm_embedder import evaluate as ev
+
+    root = tmp_path / "sweep"
+    for run, overlay in [("base", None), ("bidir_last", "bidirectional")]:
+        torch.manual_seed(0)
+        _fit(root / run / "seed0", overlay)
+    record = {"run": "base", "seed": 0, "seconds": 12.5, "metrics": {"val/spearman": 0.1}}
+    (root / "results.json").write_text(json.dumps([record]))
+    result = ev.evaluate(root, data_root=sample_data_root(), bench_out=None, samples=50, say=lambda _: None)
+    rows = {r["run"]: r for r in result["rows"]}
+    assert set(rows) == {"base", "bidir_last"}
+    assert rows["base"]["val/spearman"] == 0.1 and rows["base"]["train_seconds"] == 12.5
+    assert rows["bidir_last"]["val/spearman"] is None  # not in the sweep's results.json
+    for row in rows.values():
+        assert -1 <= row["stsb/spearman"] <= 1 and 0 <= row["snli-premise-retrieval/ndcg@10"] <= 1
+    cos = np.load(root / "evaluation" / "base_seed0.npy")
+    (test,) = result["tests"]  # bidir_last vs base, labelled as the grid pair it is
+    assert (test["b"], test["a"], test["what"]) == ("bidir_last", "base", "bidirectional vs causal, last token")
+    assert test["low"] <= test["delta"] <= test["high"] and 0 <= test["p"] <= 1
+    from polymodal.metrics.functional import spearman
+
+    gold = ev._gold_scores(sample_data_root())
+    assert len(cos) == len(gold) and abs(spearman(gold, cos) - rows["base"]["stsb/spearman"]) < 1e-6
+    # a second call reads the scored runs back instead of loading the models again
+    monkeypatch.setattr(ev, "_score_one", lambda *a, **k: pytest.fail("re-scored a cached run"))
+    again = ev.evaluate(root, data_root=sample_data_root(), bench_out=None, samples=50, say=lambda _: None)
+    assert again["rows"] == result["rows"]
+    table = (root / "evaluation" / "evaluation.md").read_text()
+    assert "| bidir_last | base | bidirectional vs causal, last token | 0 |" in table
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: None, "not a sweep folder"),
+        (lambda p: p.mkdir(), "no exported model under <run>/seed<k>/model"),
+    ],
+)
+def test_evaluate_bad_roots_are_one_line(tmp_path, make, message):
+    from polymodal.recipes.llm_embedder import evaluate as ev
+
+    make(tmp_path / "sweep")
+    with pytest.raises(SystemExit, match=message):
+        ev.main([str(tmp_path / "sweep")])

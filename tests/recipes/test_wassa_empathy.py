@@ -111,7 +111,16 @@ def test_tiny_config_rejects_wrong_input_dim(tmp_path):
 
 @pytest.mark.parametrize(
     "config",
-    ["minilm.yaml", "revised.yaml", "lexical.yaml", "lexical4.yaml", "lsa.yaml", "emotion.yaml", "traits.yaml"],
+    [
+        "minilm.yaml",
+        "revised.yaml",
+        "lexical.yaml",
+        "lexical4.yaml",
+        "lsa.yaml",
+        "smollm2.yaml",
+        "emotion.yaml",
+        "traits.yaml",
+    ],
 )
 def test_real_data_configs_parse(config, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -122,6 +131,35 @@ def test_real_data_configs_parse(config, capsys):
         assert "kind: multiclass" in out and "monitor: val/macro_f1" in out
     else:
         assert "class_path: polymodal.metrics.step.HeadMean" in out and "monitor: val/pearson_avg" in out
+
+
+def test_smollm2_config_featurises_essays_with_the_prompted_decoder(tmp_path):
+    """smollm2.yaml as shipped, on the sample and a tiny random Llama: PromptEOL last-token features of layer -2."""
+    import torch
+
+    from polymodal.plugins.text.decoder import DecoderTextEncoder
+
+    text = Path("recipes/wassa_empathy/smollm2.yaml").read_text()
+    for old, new in [
+        ("model: smollm2-135m", "model: test-llama"),
+        ("data://wassa22", "package://wassa_empathy/data"),
+        ("input_dim: 576", "input_dim: 32"),
+        ("/tmp/polymodal_cache/wassa", str(tmp_path / "cache")),
+    ]:
+        assert old in text
+        text = text.replace(old, new)
+    config = tmp_path / "smollm2.yaml"
+    config.write_text(text)
+    torch.manual_seed(0)
+    cli = main(["fit", "--config", str(config), f"--trainer.default_root_dir={tmp_path}", "--trainer.max_epochs=1"])
+    features = np.stack(cli.datamodule.datasets["train"].columns["essay"])
+    assert features.shape[1] == 32 and np.isfinite(features).all()
+    assert len({f.tobytes() for f in features}) == len(features)  # one vector per essay, not a constant
+    (featurizer,) = cli.datamodule.sources["train"].featurizers
+    encoder = featurizer.encoder
+    assert isinstance(encoder, DecoderTextEncoder) and encoder.output_layer == -2
+    assert encoder.prompt is not None and "{text}" in encoder.prompt
+    assert type(featurizer.pooler).__name__ == "LastTokenPooler"
 
 
 @pytest.mark.parametrize("name", ["sweep_fidelity.yaml", "sweep_tasks.yaml"])
