@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["GRID_PAIRS", "evaluate", "find_runs", "main"]
+__all__ = ["GRID_PAIRS", "SAME_AS", "evaluate", "find_runs", "main"]
 
 TASKS = ("stsb", "snli-premise-retrieval")
 
@@ -41,6 +41,10 @@ GRID_PAIRS: list[tuple[str, str, str]] = [
     ("bidir_mean", "bidir_last", "mean vs last token, bidirectional"),
     ("bidir_multilayer", "bidir_last", "multi-layer vs last token, bidirectional"),
 ]
+
+#: a grid cell that is the same composition as a component row (one overlay vs two): used when the cell itself
+#: was not scored (sweep_cpu.yaml's ``bidir_mean`` = ``bidirectional.yaml`` + ``mean.yaml`` = ``bidirectional_mean``)
+SAME_AS = {"bidir_mean": "bidirectional_mean"}
 
 
 def find_runs(root: Path) -> list[tuple[str, int, Path]]:
@@ -159,7 +163,10 @@ def evaluate(
     seeds = sorted({seed for _, seed, _ in runs})
     names = list(dict.fromkeys(run for run, _, _ in runs))
     wanted = {(b, base): f"{b} vs {base}" for b in names if b != base}
-    wanted.update({(b, a): what for b, a, what in GRID_PAIRS})
+    scored = {run for run, _ in cosines}
+    for b, a, what in GRID_PAIRS:
+        b, a = (x if x in scored else SAME_AS.get(x, x) for x in (b, a))
+        wanted[(b, a)] = what
     for (b, a), what in wanted.items():
         for seed in seeds:
             if (a, seed) in cosines and (b, seed) in cosines:

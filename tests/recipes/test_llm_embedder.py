@@ -354,21 +354,25 @@ def test_evaluate_scores_every_export_and_tests_rows_against_the_base(tmp_path, 
     from polymodal.recipes.llm_embedder import evaluate as ev
 
     root = tmp_path / "sweep"
-    for run, overlay in [("base", None), ("bidir_last", "bidirectional")]:
+    for run, overlay in [("base", None), ("bidir_last", "bidirectional"), ("bidirectional_mean", "bidirectional_mean")]:
         torch.manual_seed(0)
         _fit(root / run / "seed0", overlay)
     record = {"run": "base", "seed": 0, "seconds": 12.5, "metrics": {"val/spearman": 0.1}}
     (root / "results.json").write_text(json.dumps([record]))
     result = ev.evaluate(root, data_root=sample_data_root(), bench_out=None, samples=50, say=lambda _: None)
     rows = {r["run"]: r for r in result["rows"]}
-    assert set(rows) == {"base", "bidir_last"}
+    assert set(rows) == {"base", "bidir_last", "bidirectional_mean"}
     assert rows["base"]["val/spearman"] == 0.1 and rows["base"]["train_seconds"] == 12.5
     assert rows["bidir_last"]["val/spearman"] is None  # not in the sweep's results.json
     for row in rows.values():
         assert -1 <= row["stsb/spearman"] <= 1 and 0 <= row["snli-premise-retrieval/ndcg@10"] <= 1
     cos = np.load(root / "evaluation" / "base_seed0.npy")
-    (test,) = result["tests"]  # bidir_last vs base, labelled as the grid pair it is
-    assert (test["b"], test["a"], test["what"]) == ("bidir_last", "base", "bidirectional vs causal, last token")
+    tests = {(t["b"], t["a"]): t for t in result["tests"]}
+    # every row against the base, grid pairs labelled as such; the unscored bidir_mean cell is bidirectional_mean
+    assert set(tests) == {("bidir_last", "base"), ("bidirectional_mean", "base"), ("bidirectional_mean", "bidir_last")}
+    assert tests[("bidir_last", "base")]["what"] == "bidirectional vs causal, last token"
+    assert tests[("bidirectional_mean", "bidir_last")]["what"] == "mean vs last token, bidirectional"
+    test = tests[("bidir_last", "base")]
     assert test["low"] <= test["delta"] <= test["high"] and 0 <= test["p"] <= 1
     from polymodal.metrics.functional import spearman
 
