@@ -29,12 +29,16 @@ def result_path(out: str | os.PathLike[str], task: str, fingerprint: str) -> Pat
     return Path(out).expanduser() / "results" / task / f"{fingerprint[:16]}.json"
 
 
+def supports(model: BenchModel, task: Task) -> bool:
+    """Whether ``model`` encodes every modality ``task`` feeds it."""
+    return set(task.card.modalities) <= model.modalities
+
+
 def check_modalities(models: Sequence[BenchModel], tasks: Sequence[Task]) -> None:
     """Every model can encode every task's modalities, else one line naming both."""
     for model in models:
         for task in tasks:
-            need = set(task.card.modalities)
-            if not need <= model.modalities:
+            if not supports(model, task):
                 raise ValueError(
                     f"task {task.name} needs a {'+'.join(task.card.modalities)} model; "
                     f"{model.label} encodes {'+'.join(sorted(model.modalities))}"
@@ -86,7 +90,7 @@ def run(
     digests = {t.name: t.data_digest(data_root) for t in tasks}  # checks every data folder up front
     data: dict[str, Any] = {}
     records = []
-    pairs = [(m, t) for m in models for t in tasks if not skip_unsupported or set(t.card.modalities) <= m.modalities]
+    pairs = [(m, t) for m in models for t in tasks if not skip_unsupported or supports(m, t)]
     total, done = len(pairs), 0
     for model, task in pairs:
         done += 1

@@ -71,6 +71,7 @@ def run(ns: argparse.Namespace) -> int:
 
     from polymodal.bench import LITE_TASKS, TASKS, default_data_root, get_tasks, load_models
     from polymodal.bench import run as run_bench
+    from polymodal.bench.runner import supports
 
     if ns.threads:
         torch.set_num_threads(ns.threads)
@@ -85,7 +86,7 @@ def run(ns: argparse.Namespace) -> int:
     models = load_models(ns.model)
     default_suite = ns.tasks is None  # every task each model's modalities allow, decided per model
     if default_suite:
-        fits = {(id(m), t.name): set(t.card.modalities) <= m.modalities for m in models for t in tasks}
+        fits = {(id(m), t.name): supports(m, t) for m in models for t in tasks}
         nobody = [t.name for t in tasks if not any(fits[id(m), t.name] for m in models)]
         if nobody:
             print(f"polymodal bench: skipping {', '.join(nobody)} (no model has the modalities)", file=sys.stderr)
