@@ -69,35 +69,38 @@ def _sweep_records(root: Path) -> dict[tuple[str, int], dict[str, Any]]:
     return {(r["run"], int(r["seed"])): r for r in records if isinstance(r, dict) and "run" in r and "seed" in r}
 
 
-def _gold_scores(data_root: Path) -> np.ndarray:
+def _sts_data(data_root: Path) -> tuple[dict[str, Any], str]:
+    """The bench's STS-B dev pairs (read once per call of :func:`evaluate`) and their data digest."""
     from polymodal.bench import get_tasks
 
     (sts,) = get_tasks(["stsb"])
-    return np.asarray(sts.load(sts.folder(data_root))["score"], dtype=np.float64)
+    return sts.load(sts.folder(data_root)), sts.data_digest(data_root)
 
 
 def _score_one(
-    run: str, seed: int, model_dir: Path, data_root: Path, bench_out: Path | None, batch_size: int
+    run: str,
+    seed: int,
+    model_dir: Path,
+    data_root: Path,
+    sts: dict[str, Any],
+    bench_out: Path | None,
+    batch_size: int,
 ) -> tuple[dict[str, float], np.ndarray]:
     from polymodal.bench import get_tasks, load_models
     from polymodal.bench import run as bench_run
+    from polymodal.metrics.functional import pair_cosine
 
-    tasks = get_tasks(list(TASKS))
     (model,) = load_models([f"{model_dir}@label=llm_embedder/{run}/seed{seed}"])
-    records = bench_run([model], tasks, data_root, out=bench_out, batch_size=batch_size)
+    records = bench_run([model], get_tasks(list(TASKS)), data_root, out=bench_out, batch_size=batch_size)
     scores: dict[str, float] = {}
     for rec in records:
         for key, value in rec["scores"].items():
             if key != "n":
                 scores[f"{rec['task']}/{key}"] = float(value)
         scores[f"{rec['task']}/seconds"] = float(rec["seconds"])
-    sts = next(t for t in tasks if t.name == "stsb")
-    data = sts.load(sts.folder(data_root))
-    e1 = model.encode(data["s1"], batch_size=batch_size)  # memoised when bench_run just encoded them
-    e2 = model.encode(data["s2"], batch_size=batch_size)
-    e1 = e1 / np.maximum(np.linalg.norm(e1, axis=1, keepdims=True), 1e-12)
-    e2 = e2 / np.maximum(np.linalg.norm(e2, axis=1, keepdims=True), 1e-12)
-    return scores, np.sum(e1 * e2, axis=1).astype(np.float64)
+    # memoised: bench_run just encoded these sentences
+    cos = pair_cosine(model.encode(sts["s1"], batch_size=batch_size), model.encode(sts["s2"], batch_size=batch_size))
+    return scores, cos
 
 
 def evaluate(
@@ -125,26 +128,28 @@ def evaluate(
     if not runs:
         raise FileNotFoundError(f"{root}: no exported model under <run>/seed<k>/model")
     sweep = _sweep_records(root)
-    gold = _gold_scores(data_root)
+    sts, digest = _sts_data(data_root)
+    gold = np.asarray(sts["score"], dtype=np.float64)
     out.mkdir(parents=True, exist_ok=True)
     rows, cosines = [], {}
     for run, seed, model_dir in runs:
         cache_json, cache_npy = out / f"{run}_seed{seed}.json", out / f"{run}_seed{seed}.npy"
-        stamp = (model_dir / "model.safetensors").stat().st_mtime if (model_dir / "model.safetensors").exists() else 0
+        weights = model_dir / "model.safetensors"
+        stamp = {"model_mtime": weights.stat().st_mtime if weights.exists() else 0, "stsb_digest": digest}
         cached = json.loads(cache_json.read_text()) if cache_json.is_file() and cache_npy.is_file() else None
-        if cached is not None and cached.get("model_mtime") == stamp:
+        if cached is not None and all(cached.get(k) == v for k, v in stamp.items()):  # same export, same data
             scores, cos = cached["scores"], np.load(cache_npy)
             say(f"{run} seed {seed}: cached")
         else:
             say(f"{run} seed {seed}: scoring {model_dir}")
             bench = Path(bench_out) if bench_out else None
-            scores, cos = _score_one(run, seed, model_dir, data_root, bench, batch_size)
+            scores, cos = _score_one(run, seed, model_dir, data_root, sts, bench, batch_size)
             from polymodal.io import atomic_path
 
             with atomic_path(cache_npy) as tmp, open(tmp, "wb") as f:
                 np.save(f, cos)
             with atomic_path(cache_json) as tmp:
-                tmp.write_text(json.dumps({"scores": scores, "model_mtime": stamp}, indent=2) + "\n")
+                tmp.write_text(json.dumps({"scores": scores, **stamp}, indent=2) + "\n")
             gc.collect()
         if len(cos) != len(gold):
             raise ValueError(f"{cache_npy}: {len(cos)} STS-B cosines but the dev set has {len(gold)} pairs")

@@ -376,12 +376,27 @@ def test_evaluate_scores_every_export_and_tests_rows_against_the_base(tmp_path, 
     assert test["low"] <= test["delta"] <= test["high"] and 0 <= test["p"] <= 1
     from polymodal.metrics.functional import spearman
 
-    gold = ev._gold_scores(sample_data_root())
+    gold = np.asarray(ev._sts_data(sample_data_root())[0]["score"])
     assert len(cos) == len(gold) and abs(spearman(gold, cos) - rows["base"]["stsb/spearman"]) < 1e-6
     # a second call reads the scored runs back instead of loading the models again
     monkeypatch.setattr(ev, "_score_one", lambda *a, **k: pytest.fail("re-scored a cached run"))
     again = ev.evaluate(root, data_root=sample_data_root(), bench_out=None, samples=50, say=lambda _: None)
     assert again["rows"] == result["rows"]
+    # other STS-B data under the same name: the cached cosines are not reused
+    import gzip
+    import shutil
+
+    other = tmp_path / "data"
+    shutil.copytree(sample_data_root(), other)
+    sts_file = other / "stsb" / "sts-dev.csv.gz"
+    sts_file.write_bytes(gzip.compress(gzip.decompress(sts_file.read_bytes()).replace(b"5.000", b"4.000", 1)))
+
+    class Rescored(Exception):
+        pass
+
+    monkeypatch.setattr(ev, "_score_one", lambda *a, **k: (_ for _ in ()).throw(Rescored()))
+    with pytest.raises(Rescored):
+        ev.evaluate(root, data_root=other, bench_out=None, samples=50, say=lambda _: None)
     table = (root / "evaluation" / "evaluation.md").read_text()
     assert "| bidir_last | base | bidirectional vs causal, last token | 0 |" in table
 
